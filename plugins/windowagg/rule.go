@@ -1,0 +1,113 @@
+package windowagg
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+)
+
+// Rule is one compiled aggregation: which metrics it takes, how it groups
+// them and how it names its output. Spec loaders (package monascaspec) turn
+// both Monasca spec languages into Rules; the engine knows only Rules.
+type Rule struct {
+	// Name identifies the rule in errors, logs and metrics.
+	Name string
+	// MetricName selects input metrics by exact name.
+	MetricName string
+	// Require lists dimensions that must be present with exactly this value.
+	Require []monasca.Dimension
+	// Reject lists dimensions that exclude a metric when present with this
+	// value, or with any value when Value is "".
+	Reject []monasca.Dimension
+	// GroupBy lists the dimensions whose values split the output into series.
+	// A metric lacking any of them does not match. Every series is also split
+	// by tenant (meta.tenantId).
+	GroupBy []string
+	// Function computes each series' value.
+	Function Function
+	// Rollup, when set, re-aggregates the per-group values of each window.
+	Rollup *Rollup
+	// OutputName is the output metric name.
+	OutputName string
+	// OutputDimensions are fixed dimensions added to every output series
+	// (monasca-aggregator copies its filteredDimensions here).
+	OutputDimensions []monasca.Dimension
+	// Window is the window size of this rule; zero means the engine's.
+	Window time.Duration
+}
+
+// Rollup re-aggregates the group values of one window with Function, grouping
+// them by GroupBy, a subset of the rule's GroupBy; an empty GroupBy gives one
+// series per tenant.
+type Rollup struct {
+	Function Function
+	GroupBy  []string
+}
+
+// Validate reports the first problem that would make the rule unusable.
+func (r *Rule) Validate() error {
+	switch {
+	case r.MetricName == "":
+		return r.errorf("input metric name is empty")
+	case r.OutputName == "":
+		return r.errorf("output metric name is empty")
+	case r.Function == nil:
+		return r.errorf("no function")
+	case r.Window < 0:
+		return r.errorf("negative window %v", r.Window)
+	}
+	if r.Rollup != nil {
+		if r.Rollup.Function == nil {
+			return r.errorf("rollup has no function")
+		}
+		for _, k := range r.Rollup.GroupBy {
+			if !slices.Contains(r.GroupBy, k) {
+				return r.errorf("rollup groups by %q, which is not one of the grouped dimensions %v", k, r.GroupBy)
+			}
+		}
+	}
+	if dup := firstDuplicate(r.GroupBy); dup != "" {
+		return r.errorf("dimension %q is grouped twice", dup)
+	}
+	return nil
+}
+
+func (r *Rule) errorf(format string, args ...any) error {
+	return fmt.Errorf("rule %q: %w", r.Name, fmt.Errorf(format, args...))
+}
+
+// ErrNoRules is returned when an engine is built without any rule.
+var ErrNoRules = errors.New("no aggregation rules")
+
+func firstDuplicate(keys []string) string {
+	for i, k := range keys {
+		if slices.Contains(keys[:i], k) {
+			return k
+		}
+	}
+	return ""
+}
+
+// matches reports whether m passes the rule's selection (the name is matched
+// by the engine's index).
+func (r *Rule) matches(m *monasca.Metric) bool {
+	for _, d := range r.Require {
+		if v, ok := m.Dimension(d.Key); !ok || v != d.Value {
+			return false
+		}
+	}
+	for _, d := range r.Reject {
+		if v, ok := m.Dimension(d.Key); ok && (d.Value == "" || v == d.Value) {
+			return false
+		}
+	}
+	for _, k := range r.GroupBy {
+		if _, ok := m.Dimension(k); !ok {
+			return false
+		}
+	}
+	return true
+}
