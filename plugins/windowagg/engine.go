@@ -74,7 +74,7 @@ type Engine struct {
 	rules  []*ruleState
 	byName map[string][]*ruleState
 
-	sources map[string]*source
+	sources map[Source]*source
 	// frontier is the close time up to which every window is closed: a
 	// window whose end plus lag is at or before it accepts no more samples.
 	frontier int64
@@ -84,6 +84,14 @@ type Engine struct {
 	regions map[string]string // interned meta.region values
 	keyBuf  []byte
 	open    int // open series over all rules and windows
+}
+
+// Source identifies one ordered input stream, such as a Kafka topic
+// partition. The watermark is the minimum over sources, because each source
+// advances in event time at its own pace.
+type Source struct {
+	Stream    string
+	Partition int32
 }
 
 // source is one input partition as the watermark sees it.
@@ -126,7 +134,7 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 		clock:    cfg.Clock,
 		lag:      cfg.Lag.Milliseconds(),
 		byName:   map[string][]*ruleState{},
-		sources:  map[string]*source{},
+		sources:  map[Source]*source{},
 		regions:  map[string]string{},
 		frontier: math.MinInt64,
 		restored: math.MinInt64,
@@ -150,23 +158,24 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 	return e, nil
 }
 
-// Add folds m, read from input source (a partition, e.g. "topic/3"), into the
-// window of every rule it matches.
-func (e *Engine) Add(sourceID string, m *monasca.Metric) AddResult {
+// Add folds m, read from input source src, into the window of every rule it
+// matches.
+func (e *Engine) Add(src Source, m *monasca.Metric) AddResult {
 	var res AddResult
 	now := e.clock()
 	if m.Timestamp > now.UnixMilli()+e.cfg.MaxFuture.Milliseconds() {
 		res.Future = true
 		return res
 	}
-	src := e.sources[sourceID]
-	if src == nil {
-		src = &source{maxTime: math.MinInt64}
-		e.sources[sourceID] = src
+	s := e.sources[src]
+	if s == nil {
+		src.Stream = string([]byte(src.Stream)) // may alias input bytes
+		s = &source{maxTime: math.MinInt64}
+		e.sources[src] = s
 	}
-	src.lastSeen = now
-	if m.Timestamp > src.maxTime {
-		src.maxTime = m.Timestamp
+	s.lastSeen = now
+	if m.Timestamp > s.maxTime {
+		s.maxTime = m.Timestamp
 	}
 	for _, r := range e.byName[m.Name] {
 		if !r.matches(m) {
@@ -218,8 +227,22 @@ func (e *Engine) Flush(dst []Aggregate) ([]Aggregate, int64) {
 		}
 		wm = e.lastCloseAt()
 	}
+	return e.closeThrough(wm, dst), e.frontier
+}
+
+// FlushAll closes every open window, whatever the watermark, as at the end
+// of a finite input.
+func (e *Engine) FlushAll(dst []Aggregate) []Aggregate {
+	if e.open == 0 {
+		return dst
+	}
+	return e.closeThrough(e.lastCloseAt(), dst)
+}
+
+// closeThrough closes the windows whose close time is at or before wm.
+func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
 	if wm <= e.frontier {
-		return dst, e.frontier
+		return dst
 	}
 	e.frontier = wm
 	type closing struct {
@@ -248,7 +271,7 @@ func (e *Engine) Flush(dst []Aggregate) ([]Aggregate, int64) {
 		sortAggregates(dst[first:])
 		e.open -= len(c.w.series)
 	}
-	return dst, e.frontier
+	return dst
 }
 
 // Restore declares every window closing at or before frontier as already

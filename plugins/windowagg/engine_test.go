@@ -1,0 +1,390 @@
+package windowagg
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+)
+
+// fakeClock is a settable wall clock.
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time          { return c.now }
+func (c *fakeClock) advance(d time.Duration) { c.now = c.now.Add(d) }
+
+// t0 is a window-aligned epoch time in ms (2024-01-01T00:00:00Z).
+const t0 = int64(1704067200000)
+
+func fn(t *testing.T, name string) Function {
+	t.Helper()
+	f, ok := LookupFunction(name)
+	if !ok {
+		t.Fatalf("function %q is not registered", name)
+	}
+	return f
+}
+
+func newTestEngine(t *testing.T, clock *fakeClock, rules ...Rule) *Engine {
+	t.Helper()
+	e, err := New(Config{
+		Window: 10 * time.Second, Lag: 2 * time.Second,
+		IdleTimeout: 30 * time.Second, MaxFuture: time.Hour, Clock: clock.Now,
+	}, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func metric(name string, ts int64, v float64, tenant string, dims ...string) *monasca.Metric {
+	m := &monasca.Metric{Name: name, Timestamp: ts, Value: v, TenantID: tenant, Region: "useast"}
+	for i := 0; i+1 < len(dims); i += 2 {
+		m.Dimensions = append(m.Dimensions, monasca.Dimension{Key: dims[i], Value: dims[i+1]})
+	}
+	return m
+}
+
+var p0 = Source{Stream: "metrics", Partition: 0}
+var p1 = Source{Stream: "metrics", Partition: 1}
+
+func dimsOf(a Aggregate) map[string]string {
+	out := map[string]string{}
+	for _, d := range a.Dimensions {
+		out[d.Key] = d.Value
+	}
+	return out
+}
+
+func TestWindowsAreEpochAlignedAndCloseAfterLag(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "cpu", OutputName: "cpu_sum", Function: fn(t, "sum")})
+	e.Add(p0, metric("cpu", t0+9_999, 1, "a"))  // window [t0, t0+10s)
+	e.Add(p0, metric("cpu", t0+10_000, 2, "a")) // next window
+	e.Add(p0, metric("cpu", t0+11_999, 4, "a")) // watermark t0+11.999s: end+lag = t0+12s not reached
+	if out, _ := e.Flush(nil); len(out) != 0 {
+		t.Fatalf("window closed before end+lag: %+v", out)
+	}
+	e.Add(p0, metric("cpu", t0+12_000, 8, "a"))
+	out, frontier := e.Flush(nil)
+	if len(out) != 1 {
+		t.Fatalf("want the first window only, got %+v", out)
+	}
+	a := out[0]
+	if a.WindowStart != t0 || a.WindowEnd != t0+10_000 || a.Value != 1 || a.Count != 1 || a.Name != "cpu_sum" {
+		t.Fatalf("unexpected aggregate %+v", a)
+	}
+	if frontier != t0+12_000 {
+		t.Fatalf("frontier %d, want %d", frontier, t0+12_000)
+	}
+}
+
+func TestFunctions(t *testing.T) {
+	// Samples arrive out of time order: delta and rate must use the earliest
+	// and latest by timestamp, not by arrival.
+	samples := []struct {
+		ts int64
+		v  float64
+	}{{t0 + 5_000, 30}, {t0 + 1_000, 10}, {t0 + 9_000, 50}, {t0 + 3_000, 5}}
+	cases := map[string]float64{
+		"sum": 95, "count": 4, "avg": 23.75, "min": 5, "max": 50,
+		"delta": 40,       // 50 (t+9s) - 10 (t+1s)
+		"rate":  40 / 8.0, // per second over 8 s
+	}
+	for name, want := range cases {
+		t.Run(name, func(t *testing.T) {
+			clock := &fakeClock{now: time.UnixMilli(t0)}
+			e := newTestEngine(t, clock, Rule{Name: name, MetricName: "m", OutputName: "o", Function: fn(t, name)})
+			for _, s := range samples {
+				e.Add(p0, metric("m", s.ts, s.v, "t"))
+			}
+			out := e.FlushAll(nil)
+			if len(out) != 1 || out[0].Value != want {
+				t.Fatalf("%s = %+v, want %v", name, out, want)
+			}
+			if out[0].FirstTime != t0+1_000 || out[0].LastTime != t0+9_000 || out[0].Count != 4 {
+				t.Fatalf("first/last/count wrong: %+v", out[0])
+			}
+		})
+	}
+}
+
+func TestDeltaAndRateNeedTwoDistinctSamples(t *testing.T) {
+	for _, name := range []string{"delta", "rate"} {
+		clock := &fakeClock{now: time.UnixMilli(t0)}
+		e := newTestEngine(t, clock, Rule{Name: name, MetricName: "m", OutputName: "o", Function: fn(t, name)})
+		e.Add(p0, metric("m", t0+1_000, 7, "t"))
+		if out := e.FlushAll(nil); len(out) != 0 {
+			t.Fatalf("%s of one sample emitted %+v", name, out)
+		}
+	}
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	e := newTestEngine(t, clock, Rule{Name: "rate", MetricName: "m", OutputName: "o", Function: fn(t, "rate")})
+	e.Add(p0, metric("m", t0+1_000, 7, "t"))
+	e.Add(p0, metric("m", t0+1_000, 9, "t"))
+	if out := e.FlushAll(nil); len(out) != 0 {
+		t.Fatalf("rate over zero seconds emitted %+v", out)
+	}
+}
+
+func TestFiltersRejectsAndGroupsLikeMonascaAggregator(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	e := newTestEngine(t, clock, Rule{
+		Name: "Aggregation4", MetricName: "metric4", OutputName: "aggregated-metric4", Function: fn(t, "count"),
+		Require:          []monasca.Dimension{{Key: "cluster", Value: "test-cluster-01"}},
+		Reject:           []monasca.Dimension{{Key: "hostname", Value: "inactive-host"}, {Key: "device", Value: ""}},
+		GroupBy:          []string{"hostname"},
+		OutputDimensions: []monasca.Dimension{{Key: "cluster", Value: "test-cluster-01"}},
+	})
+	add := func(dims ...string) AddResult { return e.Add(p0, metric("metric4", t0+1_000, 1, "t", dims...)) }
+	if r := add("cluster", "test-cluster-01", "hostname", "h1"); r.Matched != 1 {
+		t.Fatal("matching metric not aggregated")
+	}
+	add("cluster", "test-cluster-01", "hostname", "h1")
+	add("cluster", "test-cluster-01", "hostname", "h2")
+	for _, dims := range [][]string{
+		{"cluster", "other", "hostname", "h1"},                            // filter value differs
+		{"hostname", "h1"},                                                // filter dimension missing
+		{"cluster", "test-cluster-01", "hostname", "inactive-host"},       // rejected value
+		{"cluster", "test-cluster-01", "hostname", "h1", "device", "sda"}, // rejected: any value
+		{"cluster", "test-cluster-01"},                                    // grouped dimension missing
+	} {
+		if r := add(dims...); r.Matched != 0 {
+			t.Fatalf("%v should not match", dims)
+		}
+	}
+	if r := e.Add(p0, metric("metric5", t0, 1, "t", "cluster", "test-cluster-01", "hostname", "h1")); r.Matched != 0 {
+		t.Fatal("other metric name matched")
+	}
+	out := e.FlushAll(nil)
+	if len(out) != 2 {
+		t.Fatalf("want 2 series, got %+v", out)
+	}
+	got := map[string]float64{}
+	for _, a := range out {
+		d := dimsOf(a)
+		if d["cluster"] != "test-cluster-01" || len(d) != 2 {
+			t.Fatalf("output dimensions %v", d)
+		}
+		got[d["hostname"]] = a.Value
+	}
+	if got["h1"] != 2 || got["h2"] != 1 {
+		t.Fatalf("counts %v", got)
+	}
+}
+
+func TestTenantsNeverMix(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum"),
+		GroupBy: []string{"service"}, Rollup: &Rollup{Function: fn(t, "sum")}})
+	e.Add(p0, metric("m", t0, 1, "tenantA", "service", "x"))
+	e.Add(p0, metric("m", t0, 2, "tenantA", "service", "y"))
+	e.Add(p0, metric("m", t0, 10, "tenantB", "service", "x"))
+	out := e.FlushAll(nil)
+	if len(out) != 2 {
+		t.Fatalf("want one rollup per tenant, got %+v", out)
+	}
+	sums := map[string]float64{}
+	for _, a := range out {
+		sums[a.TenantID] = a.Value
+		if len(a.Dimensions) != 0 {
+			t.Fatalf("rollup without keys kept dimensions %v", a.Dimensions)
+		}
+	}
+	if sums["tenantA"] != 3 || sums["tenantB"] != 10 {
+		t.Fatalf("per-tenant sums %v", sums)
+	}
+}
+
+func TestRollupReaggregatesGroupResults(t *testing.T) {
+	// Aggregation3 of the monasca-aggregator example: avg per (hostname,
+	// service), then sum of those averages per service.
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	e := newTestEngine(t, clock, Rule{Name: "Aggregation3", MetricName: "metric3", OutputName: "aggregated-metric3",
+		Function: fn(t, "avg"), GroupBy: []string{"hostname", "service"},
+		Rollup: &Rollup{Function: fn(t, "sum"), GroupBy: []string{"service"}}})
+	for _, s := range []struct {
+		host, svc string
+		v         float64
+	}{{"h1", "s1", 2}, {"h1", "s1", 4}, {"h2", "s1", 10}, {"h1", "s2", 7}} {
+		e.Add(p0, metric("metric3", t0+1_000, s.v, "t", "hostname", s.host, "service", s.svc))
+	}
+	out := e.FlushAll(nil)
+	if len(out) != 2 {
+		t.Fatalf("want one series per service, got %+v", out)
+	}
+	for _, a := range out {
+		d := dimsOf(a)
+		if len(d) != 1 {
+			t.Fatalf("rollup dimensions %v", d)
+		}
+		switch d["service"] {
+		case "s1":
+			if a.Value != 3+10 || a.Count != 3 {
+				t.Fatalf("s1: %+v", a)
+			}
+		case "s2":
+			if a.Value != 7 || a.Count != 1 {
+				t.Fatalf("s2: %+v", a)
+			}
+		default:
+			t.Fatalf("unexpected %v", d)
+		}
+	}
+}
+
+func TestWatermarkIsMinimumOverPartitions(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 3_600_000)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")})
+	// Partition 0 has delivered a long backlog; partition 1 is behind.
+	for i := int64(0); i < 60; i++ {
+		e.Add(p0, metric("m", t0+i*1_000, 1, "t"))
+	}
+	e.Add(p1, metric("m", t0+500, 100, "t"))
+	if out, _ := e.Flush(nil); len(out) != 0 {
+		t.Fatalf("closed windows partition 1 still holds: %+v", out)
+	}
+	// Partition 1 catches up; its data for the first window was not late.
+	e.Add(p1, metric("m", t0+5_000, 100, "t"))
+	e.Add(p1, metric("m", t0+12_500, 0, "t"))
+	out, _ := e.Flush(nil)
+	if len(out) != 1 || out[0].Value != 10+200 {
+		t.Fatalf("first window should hold both partitions: %+v", out)
+	}
+}
+
+func TestIdleSourceStopsHoldingTheWatermark(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")})
+	e.Add(p1, metric("m", t0, 1, "t"))
+	clock.advance(31 * time.Second) // p1 goes quiet
+	e.Add(p0, metric("m", t0+1_000, 1, "t"))
+	e.Add(p0, metric("m", t0+20_000, 1, "t"))
+	out, _ := e.Flush(nil)
+	if len(out) != 1 || out[0].Value != 2 {
+		t.Fatalf("idle partition still held the watermark: %+v", out)
+	}
+}
+
+func TestIdleFlushClosesEverythingOnlyWhenAllSourcesAreQuiet(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")})
+	if out, f := e.Flush(nil); len(out) != 0 || f != math.MinInt64 {
+		t.Fatal("flush with nothing open moved")
+	}
+	e.Add(p0, metric("m", t0+1_000, 5, "t"))
+	clock.advance(29 * time.Second)
+	if out, _ := e.Flush(nil); len(out) != 0 {
+		t.Fatalf("flushed before the idle timeout: %+v", out)
+	}
+	clock.advance(time.Second)
+	out, frontier := e.Flush(nil)
+	if len(out) != 1 || out[0].Value != 5 {
+		t.Fatalf("idle flush: %+v", out)
+	}
+	// Nothing open: the frontier stays where the idle flush left it.
+	clock.advance(time.Hour)
+	if _, f := e.Flush(nil); f != frontier {
+		t.Fatalf("frontier moved with nothing open: %d -> %d", frontier, f)
+	}
+}
+
+func TestLateAndFutureMetrics(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 20_000)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")})
+	e.Add(p0, metric("m", t0+1_000, 1, "t"))
+	e.Add(p0, metric("m", t0+15_000, 1, "t"))
+	if out, _ := e.Flush(nil); len(out) != 1 {
+		t.Fatalf("want first window closed, got %+v", out)
+	}
+	if r := e.Add(p0, metric("m", t0+2_000, 1, "t")); r.Late != 1 || r.Matched != 0 || r.Replayed != 0 {
+		t.Fatalf("late metric: %+v", r)
+	}
+	r := e.Add(p0, metric("m", t0+20_000+2*3_600_000, 1, "t"))
+	if !r.Future || r.Matched != 0 {
+		t.Fatalf("future metric: %+v", r)
+	}
+	// The rejected future metric must not have moved the watermark.
+	if out, _ := e.Flush(nil); len(out) != 0 {
+		t.Fatalf("future metric closed windows: %+v", out)
+	}
+}
+
+func TestRestoreSkipsReplayedWindows(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")})
+	e.Restore(t0 + 12_000) // the window [t0, t0+10s) was emitted before
+	r := e.Add(p0, metric("m", t0+5_000, 1, "t"))
+	if r.Late != 1 || r.Replayed != 1 || r.CloseAt != 0 {
+		t.Fatalf("replayed metric: %+v", r)
+	}
+	r = e.Add(p0, metric("m", t0+15_000, 1, "t"))
+	if r.Matched != 1 || r.CloseAt != t0+22_000 {
+		t.Fatalf("metric of an open window: %+v", r)
+	}
+}
+
+func TestCloseAtCoversEveryMatchedWindow(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	e, err := New(Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour, Clock: clock.Now},
+		[]Rule{
+			{Name: "short", MetricName: "m", OutputName: "a", Function: fn(t, "sum")},
+			{Name: "hourly", MetricName: "m", OutputName: "b", Function: fn(t, "sum"), Window: time.Hour},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.Add(p0, metric("m", t0+1_000, 1, "t"))
+	if r.Matched != 2 || r.CloseAt != t0+3_600_000+2_000 {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestSeriesKeysCannotCollide(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "count"), GroupBy: []string{"a", "b"}})
+	e.Add(p0, metric("m", t0, 1, "t", "a", "x\x00", "b", "y"))
+	e.Add(p0, metric("m", t0, 1, "t", "a", "x", "b", "\x00y"))
+	if out := e.FlushAll(nil); len(out) != 2 {
+		t.Fatalf("distinct groups merged: %+v", out)
+	}
+}
+
+func TestNegativeTimestampsAlignDownward(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(0)}
+	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")})
+	e.Add(p0, metric("m", -1, 1, "t"))
+	out := e.FlushAll(nil)
+	if len(out) != 1 || out[0].WindowStart != -10_000 {
+		t.Fatalf("%+v", out)
+	}
+}
+
+func TestNewRejectsBadConfigAndRules(t *testing.T) {
+	good := Config{Window: 10 * time.Second, IdleTimeout: time.Second, MaxFuture: time.Second}
+	rule := Rule{Name: "r", MetricName: "m", OutputName: "o", Function: sumFunc{}}
+	for name, tc := range map[string]struct {
+		cfg   Config
+		rules []Rule
+	}{
+		"window too small":   {Config{Window: time.Millisecond, IdleTimeout: time.Second, MaxFuture: time.Second}, []Rule{rule}},
+		"window too large":   {Config{Window: 25 * time.Hour, IdleTimeout: time.Second, MaxFuture: time.Second}, []Rule{rule}},
+		"no idle timeout":    {Config{Window: time.Second, MaxFuture: time.Second}, []Rule{rule}},
+		"no rules":           {good, nil},
+		"no function":        {good, []Rule{{Name: "r", MetricName: "m", OutputName: "o"}}},
+		"rollup not grouped": {good, []Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: sumFunc{}, GroupBy: []string{"a"}, Rollup: &Rollup{Function: sumFunc{}, GroupBy: []string{"b"}}}}},
+		"no output name":     {good, []Rule{{Name: "r", MetricName: "m", Function: sumFunc{}}}},
+	} {
+		if _, err := New(tc.cfg, tc.rules); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestSeriesID(t *testing.T) {
+	a := Aggregate{Name: "cpu", TenantID: "t1", Dimensions: []monasca.Dimension{{Key: "a", Value: "1"}, {Key: "b", Value: "2"}}}
+	if id := a.SeriesID(); id != "cpu,a=1,b=2@t1" {
+		t.Fatal(id)
+	}
+}
