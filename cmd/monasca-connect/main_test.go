@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+// runCLI runs the binary's command line in-process from the repository root
+// and returns its exit code and what it printed.
+func runCLI(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	t.Chdir(filepath.Join("..", ".."))
+	stdout, stderr := os.Stdout, os.Stderr
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Stdout, os.Stderr = w, w
+	done := make(chan []byte)
+	go func() {
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(r)
+		done <- buf.Bytes()
+	}()
+	opts := append(cliOptions(), service.CLIOptSetArgs(append([]string{"monasca-connect"}, args...)...))
+	code, runErr := service.RunCLIToCode(context.Background(), opts...)
+	os.Stdout, os.Stderr = stdout, stderr
+	_ = w.Close()
+	out := string(<-done)
+	if runErr != nil {
+		out += "\n" + runErr.Error()
+	}
+	return code, out
+}
+
+// TestShippedPipelines runs the `monasca-connect test` unit tests of every
+// shipped pipeline, so `go test ./...` covers them.
+func TestShippedPipelines(t *testing.T) {
+	code, out := runCLI(t, "test", "./pipelines/...")
+	if code != 0 {
+		t.Fatalf("monasca-connect test ./pipelines/... exited %d:\n%s", code, out)
+	}
+	if !strings.Contains(out, "Test 'pipelines/monasca-aggregation.yaml' succeeded") {
+		t.Fatalf("the aggregation pipeline's tests did not run:\n%s", out)
+	}
+}
+
+// TestShippedPipelinesLint lints every shipped pipeline with the plugins
+// compiled in.
+func TestShippedPipelinesLint(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("..", "..", "pipelines", "*.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var configs []string
+	for _, p := range paths {
+		if !strings.HasSuffix(p, "_benthos_test.yaml") && !strings.HasSuffix(p, "specifications.yaml") {
+			configs = append(configs, filepath.Join("pipelines", filepath.Base(p)))
+		}
+	}
+	if len(configs) == 0 {
+		t.Fatal("no pipelines found")
+	}
+	code, out := runCLI(t, append([]string{"lint"}, configs...)...)
+	if code != 0 {
+		t.Fatalf("lint exited %d:\n%s", code, out)
+	}
+}
+
+// TestPluginsAreListed checks that the binary carries our plugins beside the
+// stock Kafka components.
+func TestPluginsAreListed(t *testing.T) {
+	code, out := runCLI(t, "list", "buffers", "processors", "inputs", "outputs")
+	if code != 0 {
+		t.Fatalf("list exited %d:\n%s", code, out)
+	}
+	for _, want := range []string{"monasca_aggregate", "redpanda", "generate", "stdout"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list output lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,306 @@
+package components
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+// t0 is a window-aligned epoch time in ms (2024-01-01T00:00:00Z).
+const t0 = int64(1704067200000)
+
+const testSpecs = `
+aggregationSpecifications:
+  - name: cpu total
+    aggregatedMetricName: cpu.total
+    filteredMetricName: cpu
+    groupedDimensions: [ hostname ]
+    function: sum
+    rollup:
+      function: sum
+`
+
+func writeSpecs(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "specs.yaml")
+	if err := os.WriteFile(path, []byte(testSpecs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Set(ms int64) {
+	c.mu.Lock()
+	c.now = time.UnixMilli(ms)
+	c.mu.Unlock()
+}
+
+// recordingAck records whether and how an input acknowledgement was called.
+type recordingAck struct {
+	mu    sync.Mutex
+	calls int
+	err   error
+}
+
+func (r *recordingAck) fn() service.AckFunc {
+	return func(_ context.Context, err error) error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.calls++
+		r.err = err
+		return nil
+	}
+}
+
+func (r *recordingAck) acked() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls > 0
+}
+
+func newTestBuffer(t *testing.T, clock *testClock, extra string, opts ...service.MockResourcesOptFn) *aggregateBuffer {
+	t.Helper()
+	conf, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
+aggregation_specs: %s
+window_size: 10s
+window_lag: 2s
+idle_timeout: 1m
+check_interval: 5ms
+%s`, writeSpecs(t), extra), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := newAggregateBufferFromConfig(conf, service.MockResources(opts...), clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func envelope(name, host string, ts int64, v float64) *service.Message {
+	msg := service.NewMessage(fmt.Appendf(nil,
+		`{"metric":{"name":%q,"dimensions":{"hostname":%q},"timestamp":%d,"value":%g,"value_meta":null},"meta":{"tenantId":"t1","region":"r1"},"creation_time":1}`,
+		name, host, ts, v))
+	msg.MetaSetMut("kafka_topic", "metrics")
+	msg.MetaSetMut("kafka_partition", 0)
+	return msg
+}
+
+func write(t *testing.T, b *aggregateBuffer, msgs ...*service.Message) *recordingAck {
+	t.Helper()
+	ack := &recordingAck{}
+	if err := b.WriteBatch(context.Background(), service.MessageBatch(msgs), ack.fn()); err != nil {
+		t.Fatal(err)
+	}
+	return ack
+}
+
+func read(t *testing.T, b *aggregateBuffer) (service.MessageBatch, service.AckFunc) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	batch, ack, err := b.ReadBatch(ctx)
+	if err != nil {
+		t.Fatalf("ReadBatch: %v", err)
+	}
+	return batch, ack
+}
+
+func readNothing(t *testing.T, b *aggregateBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if batch, _, err := b.ReadBatch(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expected nothing to read, got %d messages, %v", len(batch), err)
+	}
+}
+
+func TestBufferAcksInputOnlyAfterOutputAck(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(t0 + 13_000)
+	b := newTestBuffer(t, clock, "")
+
+	first := write(t, b, envelope("cpu", "h1", t0+1_000, 1), envelope("cpu", "h2", t0+2_000, 2))
+	second := write(t, b, envelope("cpu", "h1", t0+12_500, 4)) // next window; moves the watermark past t0+12s
+
+	batch, outAck := read(t, b)
+	if len(batch) != 1 {
+		t.Fatalf("want one aggregate, got %d", len(batch))
+	}
+	got, _ := batch[0].AsStructured()
+	metric := got.(map[string]any)["metric"].(map[string]any)
+	if v, _ := metric["value"].(interface{ String() string }); v == nil || v.String() != "3" {
+		t.Fatalf("aggregate %v", got)
+	}
+	if id, _ := batch[0].MetaGet(seriesIDMetaKey); id != "cpu.total@t1" {
+		t.Fatalf("series id %q", id)
+	}
+	if first.acked() {
+		t.Fatal("input acknowledged before the output acknowledged its aggregate")
+	}
+	if err := outAck(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if !first.acked() || first.err != nil {
+		t.Fatalf("input not acknowledged after the output ack: %+v", first)
+	}
+	if second.acked() {
+		t.Fatal("input of an open window acknowledged")
+	}
+}
+
+func TestBufferRetriesFailedOutputAndHoldsInput(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(t0 + 13_000)
+	b := newTestBuffer(t, clock, "")
+	in := write(t, b, envelope("cpu", "h1", t0+1_000, 5))
+	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
+
+	batch, outAck := read(t, b)
+	if err := outAck(context.Background(), errors.New("broker down")); err != nil {
+		t.Fatal(err)
+	}
+	if in.acked() {
+		t.Fatal("input acknowledged (or nacked) after a failed output write")
+	}
+	readNothing(t, b) // the retry waits for its back-off
+	clock.Set(t0 + 14_000)
+	again, outAck := read(t, b)
+	if len(again) != len(batch) {
+		t.Fatalf("retry has %d messages, want %d", len(again), len(batch))
+	}
+	a, _ := again[0].AsBytes()
+	o, _ := batch[0].AsBytes()
+	if string(a) != string(o) {
+		t.Fatalf("retry differs:\n%s\n%s", a, o)
+	}
+	_ = outAck(context.Background(), nil)
+	if !in.acked() || in.err != nil {
+		t.Fatal("input not acknowledged after the retry succeeded")
+	}
+}
+
+func TestBufferAcksUnusableInputAtOnce(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(t0)
+	b := newTestBuffer(t, clock, "")
+	own := envelope("cpu", "h1", t0, 1)
+	own.MetaSetMut(originMetaKey, "monasca-connect")
+	for name, msg := range map[string]*service.Message{
+		"malformed":  service.NewMessage([]byte(`{"metric":`)),
+		"unmatched":  envelope("mem", "h1", t0, 1),
+		"own output": own,
+		"future":     envelope("cpu", "h1", t0+24*3_600_000, 1),
+	} {
+		if ack := write(t, b, msg); !ack.acked() || ack.err != nil {
+			t.Errorf("%s: not acknowledged at once", name)
+		}
+	}
+	if ack := write(t, b, service.NewMessage([]byte(`nope`)), envelope("cpu", "h1", t0, 1)); ack.acked() {
+		t.Fatal("a batch with one good metric was acknowledged before its window closed")
+	}
+}
+
+func TestBufferEndOfInputLeavesOpenWindowsUnacknowledged(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(t0)
+	b := newTestBuffer(t, clock, "")
+	in := write(t, b, envelope("cpu", "h1", t0+1_000, 1))
+	b.EndOfInput()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, _, err := b.ReadBatch(ctx); !errors.Is(err, service.ErrEndOfBuffer) {
+		t.Fatalf("want end of buffer, got %v", err)
+	}
+	if in.acked() {
+		t.Fatal("input of an open window acknowledged at shutdown: it would be committed unaggregated")
+	}
+}
+
+func TestBufferIdleTimeoutClosesQuietWindows(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(t0)
+	b := newTestBuffer(t, clock, "")
+	in := write(t, b, envelope("cpu", "h1", t0+1_000, 7))
+	readNothing(t, b)
+	clock.Set(t0 + 61_000)
+	batch, ack := read(t, b)
+	if len(batch) != 1 {
+		t.Fatalf("idle flush gave %d aggregates", len(batch))
+	}
+	_ = ack(context.Background(), nil)
+	if !in.acked() {
+		t.Fatal("input not released after the idle flush was delivered")
+	}
+}
+
+func TestBufferSavesFrontierBeforeReleasingInputAndRestoresIt(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(t0 + 13_000)
+	opt := service.MockResourcesOptAddCache("state")
+	res := service.MockResources(opt)
+	conf := func() *service.ParsedConfig {
+		c, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
+aggregation_specs: %s
+idle_timeout: 1m
+check_interval: 5ms
+state_cache: state
+state_key: group-a
+`, writeSpecs(t)), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	b, err := newAggregateBufferFromConfig(conf(), res, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := write(t, b, envelope("cpu", "h1", t0+1_000, 1))
+	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
+	_, ack := read(t, b)
+	_ = ack(context.Background(), nil)
+	if !in.acked() {
+		t.Fatal("input not released")
+	}
+	var saved []byte
+	_ = res.AccessCache(context.Background(), "state", func(c service.Cache) {
+		saved, _ = c.Get(context.Background(), "group-a")
+	})
+	if string(saved) != fmt.Sprint(t0+12_500) {
+		t.Fatalf("saved frontier %q", saved)
+	}
+
+	// A restarted buffer skips the replayed input of the emitted window and
+	// still aggregates the open one.
+	b2, err := newAggregateBufferFromConfig(conf(), res, clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replayed := write(t, b2, envelope("cpu", "h1", t0+1_000, 1))
+	if !replayed.acked() {
+		t.Fatal("replayed input of an emitted window was not skipped")
+	}
+	open := write(t, b2, envelope("cpu", "h1", t0+12_500, 1))
+	if open.acked() {
+		t.Fatal("input of the open window was skipped")
+	}
+}

@@ -1,0 +1,93 @@
+package components
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+)
+
+func aggregateProcessorSpec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Beta().
+		Categories("Utility").
+		Version("0.1.0").
+		Summary("Aggregates the Monasca metrics of each batch on its own, with the same specifications and engine as the monasca_aggregate buffer. For unit tests and batch jobs; not crash-safe for streams.").
+		Description(`
+Every message of a batch is folded into the windows of the specifications it matches, exactly as the `+"`monasca_aggregate`"+`
+buffer does, and at the end of the batch every window is closed and its aggregates are returned as one batch, in window order.
+Nothing is carried from one batch to the next, so the output depends only on the batch: this is what makes it the tool for
+`+"`monasca-connect test`"+` unit tests of a specifications file.
+
+A processor cannot hold acknowledgements: the input of a batch is acknowledged once its aggregates are delivered, and a
+stream whose windows span several batches must use the `+"`monasca_aggregate`"+` buffer instead.
+
+The output messages carry the same content and metadata as the buffer's.
+`).
+		Fields(aggregationFields()...).
+		Example("Unit-testing a specifications file", "Feed a batch of metrics and assert the aggregates with `monasca-connect test`.", `
+pipeline:
+  processors:
+    - monasca_aggregate:
+        aggregation_specs: ./aggregation-specifications.yaml
+        window_size: 10s
+`)
+}
+
+func init() {
+	service.MustRegisterBatchProcessor("monasca_aggregate", aggregateProcessorSpec(),
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchProcessor, error) {
+			return newAggregateProcessorFromConfig(conf, mgr)
+		})
+}
+
+type aggregateProcessor struct {
+	config *aggregationConfig
+	res    *service.Resources
+	stats  *foldStats
+	log    *invalidLog
+
+	mu sync.Mutex
+}
+
+func newAggregateProcessorFromConfig(conf *service.ParsedConfig, mgr *service.Resources) (*aggregateProcessor, error) {
+	ac, err := parseAggregationConfig(conf, mgr.Logger())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ac.newEngine(nil); err != nil {
+		return nil, err
+	}
+	return &aggregateProcessor{
+		config: ac,
+		res:    mgr,
+		stats:  newFoldStats(mgr.Metrics()),
+		log:    &invalidLog{log: mgr.Logger(), every: 10 * time.Second},
+	}, nil
+}
+
+// ProcessBatch aggregates batch with a fresh engine and closes every window.
+func (p *aggregateProcessor) ProcessBatch(_ context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	engine, err := p.config.newEngine(nil)
+	if err != nil {
+		return nil, err
+	}
+	f := &folder{engine: engine, origin: p.config.origin, stats: p.stats, log: p.log}
+	f.foldBatch(batch)
+	aggs := engine.FlushAll(nil)
+	p.stats.emitted.Incr(int64(len(aggs)))
+	if len(aggs) == 0 {
+		return nil, nil
+	}
+	now := time.Now()
+	out := make(service.MessageBatch, len(aggs))
+	for i := range aggs {
+		out[i] = encodeAggregate(&aggs[i], p.config.origin, now)
+	}
+	return []service.MessageBatch{out}, nil
+}
+
+func (p *aggregateProcessor) Close(context.Context) error { return nil }
