@@ -35,7 +35,7 @@ func cliOptions() []service.CLIOptFunc {
 	return []service.CLIOptFunc{
 		service.CLIOptSetBinaryName("monasca-connect"),
 		service.CLIOptSetProductName("monasca-connect"),
-		service.CLIOptSetVersion(version(), DateBuilt),
+		service.CLIOptSetVersion(version(), dateBuilt()),
 		service.CLIOptSetDocumentationURL("https://docs.redpanda.com/redpanda-connect"),
 		service.CLIOptSetDefaultConfigPaths(
 			"monasca-connect.yaml",
@@ -43,6 +43,21 @@ func cliOptions() []service.CLIOptFunc {
 			"/etc/monasca-connect.yaml",
 		),
 	}
+}
+
+// dateBuilt falls back to the commit time recorded by the Go toolchain.
+func dateBuilt() string {
+	if DateBuilt != "" {
+		return DateBuilt
+	}
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.time" {
+				return s.Value
+			}
+		}
+	}
+	return "unknown"
 }
 
 // version falls back to the module version recorded by `go install`, or
