@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
@@ -266,9 +267,7 @@ func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
 		return due[i].rule < due[j].rule
 	})
 	for _, c := range due {
-		first := len(dst)
 		dst = e.rules[c.rule].emit(c.w, dst)
-		sortAggregates(dst[first:])
 		e.open -= len(c.w.series)
 	}
 	return dst
@@ -325,14 +324,24 @@ func (e *Engine) intern(s string) string {
 // emit appends the aggregates of one closed window of the rule.
 func (r *ruleState) emit(w *window, dst []Aggregate) []Aggregate {
 	end := w.start + r.size
+	// Series are emitted in the order of their keys, so output is
+	// deterministic whatever the map order.
+	keys := make([]string, 0, len(w.index))
+	for key := range w.index {
+		keys = append(keys, key)
+	}
+	slices.Sort(keys)
+	var values []string
 	if r.Rollup == nil {
-		for key, idx := range w.index {
-			s := &w.series[idx]
+		dst = slices.Grow(dst, len(keys))
+		for _, key := range keys {
+			s := &w.series[w.index[key]]
 			v, ok := r.Function.Result(&s.state)
 			if !ok {
 				continue
 			}
-			tenant, values := decodeSeriesKey(key)
+			var tenant string
+			tenant, values = decodeSeriesKey(key, values[:0])
 			dst = append(dst, Aggregate{
 				Rule: r.Name, Name: r.OutputName,
 				Dimensions: r.outputDimensions(r.GroupBy, values),
@@ -351,14 +360,16 @@ func (r *ruleState) emit(w *window, dst []Aggregate) []Aggregate {
 		samples State // merged group states, for count and first/last times
 	}
 	groups := map[string]*rollup{}
+	var order []*rollup
 	var keyBuf []byte
-	for key, idx := range w.index {
-		s := &w.series[idx]
+	for _, key := range keys {
+		s := &w.series[w.index[key]]
 		v, ok := r.Function.Result(&s.state)
 		if !ok {
 			continue
 		}
-		tenant, values := decodeSeriesKey(key)
+		var tenant string
+		tenant, values = decodeSeriesKey(key, values[:0])
 		keyBuf = binary.AppendUvarint(keyBuf[:0], uint64(len(tenant)))
 		keyBuf = append(keyBuf, tenant...)
 		rolled := make([]string, len(r.Rollup.GroupBy))
@@ -371,11 +382,12 @@ func (r *ruleState) emit(w *window, dst []Aggregate) []Aggregate {
 		if g == nil {
 			g = &rollup{tenant: tenant, region: s.region, values: rolled}
 			groups[string(keyBuf)] = g
+			order = append(order, g)
 		}
 		g.value.Add(w.start, v)
 		g.samples.Merge(&s.state)
 	}
-	for _, g := range groups {
+	for _, g := range order {
 		v, ok := r.Rollup.Function.Result(&g.value)
 		if !ok {
 			continue
@@ -401,15 +413,7 @@ func (r *ruleState) outputDimensions(keys, values []string) []monasca.Dimension 
 			dims = append(dims, monasca.Dimension{Key: k, Value: values[i]})
 		}
 	}
-	slices.SortFunc(dims, func(a, b monasca.Dimension) int {
-		switch {
-		case a.Key < b.Key:
-			return -1
-		case a.Key > b.Key:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(dims, func(a, b monasca.Dimension) int { return strings.Compare(a.Key, b.Key) })
 	return dims
 }
 
@@ -426,7 +430,9 @@ func appendSeriesKey(dst []byte, m *monasca.Metric, groupBy []string) []byte {
 	return dst
 }
 
-func decodeSeriesKey(key string) (tenant string, values []string) {
+// decodeSeriesKey splits a key made by appendSeriesKey, appending the
+// dimension values to values.
+func decodeSeriesKey(key string, values []string) (tenant string, _ []string) {
 	next := func() string {
 		n, w := binary.Uvarint([]byte(key[:min(len(key), binary.MaxVarintLen64)]))
 		s := key[w : w+int(n)]
@@ -438,27 +444,6 @@ func decodeSeriesKey(key string) (tenant string, values []string) {
 		values = append(values, next())
 	}
 	return tenant, values
-}
-
-// sortAggregates orders one window's aggregates by tenant, then dimensions,
-// so that output is deterministic whatever the map order.
-func sortAggregates(a []Aggregate) {
-	sort.SliceStable(a, func(i, j int) bool { return lessAggregate(&a[i], &a[j]) })
-}
-
-func lessAggregate(a, b *Aggregate) bool {
-	if a.TenantID != b.TenantID {
-		return a.TenantID < b.TenantID
-	}
-	for i := 0; i < len(a.Dimensions) && i < len(b.Dimensions); i++ {
-		if a.Dimensions[i] != b.Dimensions[i] {
-			if a.Dimensions[i].Key != b.Dimensions[i].Key {
-				return a.Dimensions[i].Key < b.Dimensions[i].Key
-			}
-			return a.Dimensions[i].Value < b.Dimensions[i].Value
-		}
-	}
-	return len(a.Dimensions) < len(b.Dimensions)
 }
 
 func floorDiv(a, b int64) int64 {

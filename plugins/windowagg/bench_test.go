@@ -1,0 +1,94 @@
+package windowagg
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+)
+
+// realisticMetrics returns n metrics of the mix the benchmarks use: 6 metric
+// names, 500 hosts, 4 dimensions, 10 tenants, one sample per host and name
+// every second.
+func realisticMetrics(n int, start int64) []monasca.Metric {
+	names := []string{"cpu.idle_perc", "cpu.user_perc", "mem.used_mb", "disk.used_space_mb", "net.in_bytes_sec", "load.avg_1_min"}
+	out := make([]monasca.Metric, n)
+	for i := range out {
+		host := i / len(names) % 500
+		out[i] = monasca.Metric{
+			Name: names[i%len(names)],
+			Dimensions: []monasca.Dimension{
+				{Key: "hostname", Value: fmt.Sprintf("compute-%03d", host)},
+				{Key: "service", Value: "compute"},
+				{Key: "component", Value: "monasca-agent"},
+				{Key: "cluster", Value: fmt.Sprintf("cluster-%d", host%4)},
+			},
+			Timestamp: start + int64(i/(len(names)*500))*1000,
+			Value:     float64(i % 100),
+			TenantID:  fmt.Sprintf("%032x", host%10),
+			Region:    "useast",
+		}
+	}
+	return out
+}
+
+// realisticRules returns 5 specs of which 2 match each metric of
+// realisticMetrics whose name they select.
+func realisticRules(b *testing.B) []Rule {
+	sum, _ := LookupFunction("sum")
+	avg, _ := LookupFunction("avg")
+	max, _ := LookupFunction("max")
+	return []Rule{
+		{Name: "cpu per host", MetricName: "cpu.idle_perc", OutputName: "cpu.idle_perc.avg", Function: avg, GroupBy: []string{"hostname"}},
+		{Name: "cpu per cluster", MetricName: "cpu.idle_perc", OutputName: "cpu.idle_perc.cluster", Function: avg, GroupBy: []string{"cluster", "hostname"}, Rollup: &Rollup{Function: sum, GroupBy: []string{"cluster"}}},
+		{Name: "mem total", MetricName: "mem.used_mb", OutputName: "mem.used_mb.total", Function: sum},
+		{Name: "mem max per cluster", MetricName: "mem.used_mb", OutputName: "mem.used_mb.max", Function: max, GroupBy: []string{"cluster"}},
+		{Name: "net per host", MetricName: "net.in_bytes_sec", OutputName: "net.in.avg", Function: avg, GroupBy: []string{"hostname", "service"}},
+	}
+}
+
+func BenchmarkEngineAdd(b *testing.B) {
+	start := int64(1704067200000)
+	metrics := realisticMetrics(6*500*60, start) // one minute of samples
+	clock := time.UnixMilli(start)
+	e, err := New(Config{Window: time.Minute, Lag: 2 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour,
+		Clock: func() time.Time { return clock }}, realisticRules(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := Source{Stream: "metrics", Partition: 0}
+	for i := range metrics { // warm: every series exists
+		e.Add(src, &metrics[i])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.Add(src, &metrics[i%len(metrics)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "metrics/s")
+}
+
+func BenchmarkEngineFlush100kSeries(b *testing.B) {
+	start := int64(1704067200000)
+	avg, _ := LookupFunction("avg")
+	rules := []Rule{{Name: "per host", MetricName: "m", OutputName: "o", Function: avg, GroupBy: []string{"hostname"}}}
+	metrics := make([]monasca.Metric, 100_000)
+	for i := range metrics {
+		metrics[i] = monasca.Metric{Name: "m", Timestamp: start, Value: 1, TenantID: "tenant",
+			Dimensions: []monasca.Dimension{{Key: "hostname", Value: fmt.Sprintf("host-%06d", i)}}}
+	}
+	clock := time.UnixMilli(start)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		e, _ := New(Config{Window: 10 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour, Clock: func() time.Time { return clock }}, rules)
+		for j := range metrics {
+			e.Add(Source{}, &metrics[j])
+		}
+		b.StartTimer()
+		if out := e.FlushAll(nil); len(out) != len(metrics) {
+			b.Fatalf("flushed %d", len(out))
+		}
+	}
+}
