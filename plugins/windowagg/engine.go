@@ -6,7 +6,6 @@ import (
 	"math"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
@@ -162,6 +161,16 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 // Add folds m, read from input source src, into the window of every rule it
 // matches.
 func (e *Engine) Add(src Source, m *monasca.Metric) AddResult {
+	return e.add(src, m, Partial{Records: 1, FirstTime: m.Timestamp, FirstValue: m.Value, LastTime: m.Timestamp, LastValue: m.Value})
+}
+
+// AddPartial folds m as a value that already summarises p.Records records
+// (see State.AddPartial); m.Timestamp places it in its windows.
+func (e *Engine) AddPartial(src Source, m *monasca.Metric, p Partial) AddResult {
+	return e.add(src, m, p)
+}
+
+func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 	var res AddResult
 	now := e.clock()
 	if m.Timestamp > now.UnixMilli()+e.cfg.MaxFuture.Milliseconds() {
@@ -196,7 +205,11 @@ func (e *Engine) Add(src Source, m *monasca.Metric) AddResult {
 			w = &window{start: start, index: map[string]int32{}}
 			r.windows[start] = w
 		}
-		e.keyBuf = appendSeriesKey(e.keyBuf[:0], m, r.GroupBy)
+		tenant := m.TenantID
+		if r.AcrossTenants {
+			tenant = ""
+		}
+		e.keyBuf = appendSeriesKey(e.keyBuf[:0], tenant, m, r.GroupBy)
 		idx, ok := w.index[string(e.keyBuf)]
 		if !ok {
 			idx = int32(len(w.series))
@@ -204,7 +217,7 @@ func (e *Engine) Add(src Source, m *monasca.Metric) AddResult {
 			w.series = append(w.series, series{region: e.intern(m.Region)})
 			e.open++
 		}
-		w.series[idx].state.Add(m.Timestamp, m.Value)
+		w.series[idx].state.AddPartial(m.Value, p)
 		res.Matched++
 		res.CloseAt = max(res.CloseAt, closeAt)
 	}
@@ -321,107 +334,54 @@ func (e *Engine) intern(s string) string {
 	return v
 }
 
-// emit appends the aggregates of one closed window of the rule.
+// emit appends the aggregates of one closed window of the rule: one row per
+// group, then the rule's Combiner, Rollup and naming.
 func (r *ruleState) emit(w *window, dst []Aggregate) []Aggregate {
-	end := w.start + r.size
-	// Series are emitted in the order of their keys, so output is
+	// Groups are visited in the order of their keys, so output is
 	// deterministic whatever the map order.
 	keys := make([]string, 0, len(w.index))
 	for key := range w.index {
 		keys = append(keys, key)
 	}
 	slices.Sort(keys)
-	var values []string
-	if r.Rollup == nil {
-		dst = slices.Grow(dst, len(keys))
-		for _, key := range keys {
-			s := &w.series[w.index[key]]
-			v, ok := r.Function.Result(&s.state)
-			if !ok {
-				continue
-			}
-			var tenant string
-			tenant, values = decodeSeriesKey(key, values[:0])
-			dst = append(dst, Aggregate{
-				Rule: r.Name, Name: r.OutputName,
-				Dimensions: r.outputDimensions(r.GroupBy, values),
-				TenantID:   tenant, Region: s.region,
-				WindowStart: w.start, WindowEnd: end,
-				Value: v, Count: s.state.Count, FirstTime: s.state.FirstTime, LastTime: s.state.LastTime,
-			})
-		}
-		return dst
-	}
-	type rollup struct {
-		tenant  string
-		region  string
-		values  []string
-		value   State // fed with the group values
-		samples State // merged group states, for count and first/last times
-	}
-	groups := map[string]*rollup{}
-	var order []*rollup
-	var keyBuf []byte
+	rows := make([]Row, 0, len(keys))
 	for _, key := range keys {
 		s := &w.series[w.index[key]]
 		v, ok := r.Function.Result(&s.state)
 		if !ok {
 			continue
 		}
-		var tenant string
-		tenant, values = decodeSeriesKey(key, values[:0])
-		keyBuf = binary.AppendUvarint(keyBuf[:0], uint64(len(tenant)))
-		keyBuf = append(keyBuf, tenant...)
-		rolled := make([]string, len(r.Rollup.GroupBy))
-		for i, k := range r.Rollup.GroupBy {
-			rolled[i] = values[slices.Index(r.GroupBy, k)]
-			keyBuf = binary.AppendUvarint(keyBuf, uint64(len(rolled[i])))
-			keyBuf = append(keyBuf, rolled[i]...)
-		}
-		g := groups[string(keyBuf)]
-		if g == nil {
-			g = &rollup{tenant: tenant, region: s.region, values: rolled}
-			groups[string(keyBuf)] = g
-			order = append(order, g)
-		}
-		g.value.Add(w.start, v)
-		g.samples.Merge(&s.state)
+		tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)))
+		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: tenant, Region: s.region, Value: v, State: s.state})
 	}
-	for _, g := range order {
-		v, ok := r.Rollup.Function.Result(&g.value)
+	if r.Combine != nil {
+		rows = r.Combine.Combine(&r.Rule, rows)
+	}
+	if r.Rollup != nil {
+		rows = r.rollup(rows, w.start)
+	}
+	dst = slices.Grow(dst, len(rows))
+	for i := range rows {
+		row := &rows[i]
+		name, dims, ok := r.name(row, r.Rollup != nil)
 		if !ok {
 			continue
 		}
 		dst = append(dst, Aggregate{
-			Rule: r.Name, Name: r.OutputName,
-			Dimensions: r.outputDimensions(r.Rollup.GroupBy, g.values),
-			TenantID:   g.tenant, Region: g.region,
-			WindowStart: w.start, WindowEnd: end,
-			Value: v, Count: g.samples.Count, FirstTime: g.samples.FirstTime, LastTime: g.samples.LastTime,
+			Rule: r.Name, Name: name, Dimensions: dims,
+			TenantID: row.TenantID, Region: row.Region,
+			WindowStart: w.start, WindowEnd: w.start + r.size,
+			Value: row.Value, Count: row.State.Records, FirstTime: row.State.FirstTime, LastTime: row.State.LastTime,
 		})
 	}
 	return dst
 }
 
-// outputDimensions returns the rule's fixed output dimensions plus keys[i] =
-// values[i], sorted by key, a key given twice kept once.
-func (r *ruleState) outputDimensions(keys, values []string) []monasca.Dimension {
-	dims := make([]monasca.Dimension, 0, len(r.OutputDimensions)+len(keys))
-	dims = append(dims, r.OutputDimensions...)
-	for i, k := range keys {
-		if !slices.ContainsFunc(dims, func(d monasca.Dimension) bool { return d.Key == k }) {
-			dims = append(dims, monasca.Dimension{Key: k, Value: values[i]})
-		}
-	}
-	slices.SortFunc(dims, func(a, b monasca.Dimension) int { return strings.Compare(a.Key, b.Key) })
-	return dims
-}
-
 // appendSeriesKey encodes the tenant and the grouped dimension values of m,
 // each length-prefixed so that no value can run into the next.
-func appendSeriesKey(dst []byte, m *monasca.Metric, groupBy []string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(m.TenantID)))
-	dst = append(dst, m.TenantID...)
+func appendSeriesKey(dst []byte, tenant string, m *monasca.Metric, groupBy []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(tenant)))
+	dst = append(dst, tenant...)
 	for _, k := range groupBy {
 		v, _ := m.Dimension(k)
 		dst = binary.AppendUvarint(dst, uint64(len(v)))

@@ -3,6 +3,7 @@ package windowagg
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"time"
 
@@ -22,14 +23,30 @@ type Rule struct {
 	// Reject lists dimensions that exclude a metric when present with this
 	// value, or with any value when Value is "".
 	Reject []monasca.Dimension
+	// Filters are regular expressions a dimension must (or must not) match;
+	// a metric lacking the dimension does not match either way.
+	Filters []Filter
 	// GroupBy lists the dimensions whose values split the output into series.
-	// A metric lacking any of them does not match. Every series is also split
-	// by tenant (meta.tenantId).
+	// A metric lacking any of them does not match, unless OptionalGroupBy.
+	// Every series is also split by tenant (meta.tenantId), unless
+	// AcrossTenants.
 	GroupBy []string
+	// OptionalGroupBy lets metrics lacking a grouped dimension match; the
+	// absent dimension groups as the empty value.
+	OptionalGroupBy bool
+	// AcrossTenants aggregates the metrics of all tenants together, as
+	// monasca-transform's specs do; the aggregates then have no tenant.
+	AcrossTenants bool
 	// Function computes each series' value.
 	Function Function
+	// Combine, when set, rewrites the group rows of each closed window
+	// before the rollup (see Combiner).
+	Combine Combiner
 	// Rollup, when set, re-aggregates the per-group values of each window.
 	Rollup *Rollup
+	// Namer, when set, names the output rows instead of OutputName and
+	// OutputDimensions.
+	Namer Namer
 	// OutputName is the output metric name.
 	OutputName string
 	// OutputDimensions are fixed dimensions added to every output series
@@ -45,6 +62,20 @@ type Rule struct {
 type Rollup struct {
 	Function Function
 	GroupBy  []string
+	// Ungrouped, when not empty, is the value of a rollup key that the rows
+	// do not carry (monasca-transform's "NA"), and lifts the requirement
+	// that GroupBy be a subset of the rule's GroupBy.
+	Ungrouped string
+}
+
+// Filter selects metrics by a regular expression on one dimension, as
+// monasca-transform's filter_by_list does: the expression may match anywhere
+// in the value.
+type Filter struct {
+	Dimension string
+	Pattern   *regexp.Regexp
+	// Exclude drops the metrics that match instead of keeping them.
+	Exclude bool
 }
 
 // Validate reports the first problem that would make the rule unusable.
@@ -64,13 +95,18 @@ func (r *Rule) Validate() error {
 			return r.errorf("rollup has no function")
 		}
 		for _, k := range r.Rollup.GroupBy {
-			if !slices.Contains(r.GroupBy, k) {
+			if r.Rollup.Ungrouped == "" && !slices.Contains(r.GroupBy, k) {
 				return r.errorf("rollup groups by %q, which is not one of the grouped dimensions %v", k, r.GroupBy)
 			}
 		}
 	}
 	if dup := firstDuplicate(r.GroupBy); dup != "" {
 		return r.errorf("dimension %q is grouped twice", dup)
+	}
+	for _, f := range r.Filters {
+		if f.Pattern == nil {
+			return r.errorf("filter on %q has no pattern", f.Dimension)
+		}
 	}
 	return nil
 }
@@ -104,9 +140,16 @@ func (r *Rule) matches(m *monasca.Metric) bool {
 			return false
 		}
 	}
-	for _, k := range r.GroupBy {
-		if _, ok := m.Dimension(k); !ok {
+	for _, f := range r.Filters {
+		if v, ok := m.Dimension(f.Dimension); !ok || f.Pattern.MatchString(v) == f.Exclude {
 			return false
+		}
+	}
+	if !r.OptionalGroupBy {
+		for _, k := range r.GroupBy {
+			if _, ok := m.Dimension(k); !ok {
+				return false
+			}
 		}
 	}
 	return true

@@ -7,7 +7,8 @@ import "math"
 // State of the union of their samples, which is what makes partial aggregates
 // (per partition, per instance) combinable.
 type State struct {
-	Count      int64
+	Count      int64 // number of values folded in
+	Records    int64 // number of input records behind them (see AddPartial)
 	Sum        float64
 	Min        float64
 	Max        float64
@@ -26,11 +27,31 @@ func (s *State) Reset() {
 // the first and the last-arrived as the last, so results do not depend on
 // which of two equal timestamps a sort put first.
 func (s *State) Add(ts int64, v float64) {
+	s.AddPartial(v, Partial{Records: 1, FirstTime: ts, FirstValue: v, LastTime: ts, LastValue: v})
+}
+
+// Partial describes a value that already summarises several records, such
+// as a row of monasca-transform's instance-usage topic: how many records, and
+// the earliest and latest of them.
+type Partial struct {
+	Records    int64
+	FirstTime  int64
+	FirstValue float64
+	LastTime   int64
+	LastValue  float64
+}
+
+// AddPartial folds one value summarising p.Records records into s: the value
+// counts once for sum, count, avg, min and max, while p's records and times
+// feed the record count and the first and last samples.
+func (s *State) AddPartial(v float64, p Partial) {
 	if s.Count == 0 {
-		*s = State{Count: 1, Sum: v, Min: v, Max: v, FirstTime: ts, FirstValue: v, LastTime: ts, LastValue: v}
+		*s = State{Count: 1, Records: p.Records, Sum: v, Min: v, Max: v,
+			FirstTime: p.FirstTime, FirstValue: p.FirstValue, LastTime: p.LastTime, LastValue: p.LastValue}
 		return
 	}
 	s.Count++
+	s.Records += p.Records
 	s.Sum += v
 	if v < s.Min {
 		s.Min = v
@@ -38,11 +59,11 @@ func (s *State) Add(ts int64, v float64) {
 	if v > s.Max {
 		s.Max = v
 	}
-	if ts < s.FirstTime {
-		s.FirstTime, s.FirstValue = ts, v
+	if p.FirstTime < s.FirstTime {
+		s.FirstTime, s.FirstValue = p.FirstTime, p.FirstValue
 	}
-	if ts >= s.LastTime {
-		s.LastTime, s.LastValue = ts, v
+	if p.LastTime >= s.LastTime {
+		s.LastTime, s.LastValue = p.LastTime, p.LastValue
 	}
 }
 
@@ -57,6 +78,7 @@ func (s *State) Merge(o *State) {
 		return
 	}
 	s.Count += o.Count
+	s.Records += o.Records
 	s.Sum += o.Sum
 	s.Min = math.Min(s.Min, o.Min)
 	s.Max = math.Max(s.Max, o.Max)
