@@ -17,6 +17,7 @@ const (
 	maFieldWindowSize       = "window_size"
 	maFieldWindowLag        = "window_lag"
 	maFieldIdleTimeout      = "idle_timeout"
+	maFieldDiscovery        = "partition_discovery"
 	maFieldMaxFuture        = "max_future"
 	maFieldOrigin           = "origin"
 )
@@ -41,6 +42,10 @@ func aggregationFields() []*service.ConfigField {
 		service.NewDurationField(maFieldIdleTimeout).
 			Description("A partition that has delivered nothing for this long no longer holds the watermark back; when every partition has been quiet this long, all open windows close. Keep it above the time a consumer needs to rejoin its group, and above the pipeline's shutdown_timeout, or a stopping or rejoining instance closes windows before it has read their data.").
 			Default("30s"),
+		service.NewDurationField(maFieldDiscovery).
+			Description("After a partition delivers for the first time, windows are not closed on the watermark for this long. Kafka starts serving the partitions of an assignment at slightly different moments (one partition's backlog can arrive well before another's), and a watermark computed before all of them have delivered would declare the others' data late.").
+			Default("2s").
+			Advanced(),
 		service.NewDurationField(maFieldMaxFuture).
 			Description("Metrics stamped further than this ahead of the local clock are rejected and counted, so a bad clock cannot drag the watermark forward and close windows early.").
 			Default("10m").
@@ -69,6 +74,9 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 		return nil, err
 	}
 	if c.engine.IdleTimeout, err = conf.FieldDuration(maFieldIdleTimeout); err != nil {
+		return nil, err
+	}
+	if c.engine.Discovery, err = conf.FieldDuration(maFieldDiscovery); err != nil {
 		return nil, err
 	}
 	if c.engine.MaxFuture, err = conf.FieldDuration(maFieldMaxFuture); err != nil {

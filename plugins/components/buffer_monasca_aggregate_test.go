@@ -83,6 +83,7 @@ aggregation_specs: %s
 window_size: 10s
 window_lag: 2s
 idle_timeout: 1m
+partition_discovery: 0s
 check_interval: 5ms
 %s`, writeSpecs(t), extra), nil)
 	if err != nil {
@@ -261,6 +262,7 @@ func TestBufferSavesFrontierBeforeReleasingInputAndRestoresIt(t *testing.T) {
 		c, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
 aggregation_specs: %s
 idle_timeout: 1m
+partition_discovery: 0s
 check_interval: 5ms
 state_cache: state
 state_key: group-a

@@ -22,6 +22,12 @@ type Config struct {
 	// delivered nothing for this long, and closes every open window once all
 	// sources have, so the last windows of a quiet stream are still emitted.
 	IdleTimeout time.Duration
+	// Discovery holds the watermark for this long after a source is seen
+	// for the first time. Kafka starts serving the partitions of an
+	// assignment at slightly different moments, and a watermark computed
+	// before all of them have delivered would close windows that the
+	// partitions not yet seen hold data for.
+	Discovery time.Duration
 	// MaxFuture rejects samples stamped further than this ahead of the clock;
 	// they must not drag the watermark forward and close windows early.
 	MaxFuture time.Duration
@@ -40,6 +46,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("negative lag %v", c.Lag)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("idle timeout %v must be positive", c.IdleTimeout)
+	case c.Discovery < 0:
+		return fmt.Errorf("negative discovery hold %v", c.Discovery)
 	case c.MaxFuture <= 0:
 		return fmt.Errorf("future limit %v must be positive", c.MaxFuture)
 	}
@@ -75,6 +83,8 @@ type Engine struct {
 	byName map[string][]*ruleState
 
 	sources map[Source]*source
+	// discovered is the wall-clock time the last new source was seen.
+	discovered time.Time
 	// frontier is the close time up to which every window is closed: a
 	// window whose end plus lag is at or before it accepts no more samples.
 	frontier int64
@@ -182,6 +192,7 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		src.Stream = string([]byte(src.Stream)) // may alias input bytes
 		s = &source{maxTime: math.MinInt64}
 		e.sources[src] = s
+		e.discovered = now
 	}
 	s.lastSeen = now
 	if m.Timestamp > s.maxTime {
@@ -233,8 +244,13 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 // unevenly, and a single maximum would close windows that a lagging
 // partition still holds data for. When every source has been idle for the
 // timeout, all open windows close; when nothing is open, nothing moves.
+// Nothing closes on the watermark within the discovery hold of a new source.
 func (e *Engine) Flush(dst []Aggregate) ([]Aggregate, int64) {
-	wm, ok := e.watermark(e.clock())
+	now := e.clock()
+	wm, ok := e.watermark(now)
+	if ok && now.Sub(e.discovered) < e.cfg.Discovery {
+		return dst, e.frontier
+	}
 	if !ok {
 		if e.open == 0 {
 			return dst, e.frontier

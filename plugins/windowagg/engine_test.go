@@ -388,3 +388,32 @@ func TestSeriesID(t *testing.T) {
 		t.Fatal(id)
 	}
 }
+
+func TestDiscoveryHoldsTheWatermarkForNewSources(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 3_600_000)}
+	e, err := New(Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: time.Minute,
+		Discovery: 5 * time.Second, MaxFuture: time.Hour, Clock: clock.Now},
+		[]Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Partition 0 delivers a long stretch before partition 1 is served.
+	for i := int64(0); i < 60; i++ {
+		e.Add(p0, metric("m", t0+i*1_000, 1, "t"))
+	}
+	clock.advance(4 * time.Second)
+	if out, _ := e.Flush(nil); len(out) != 0 {
+		t.Fatalf("closed windows within the discovery hold: %+v", out)
+	}
+	e.Add(p1, metric("m", t0+500, 100, "t")) // not late: nothing closed yet
+	e.Add(p1, metric("m", t0+30_000, 0, "t"))
+	clock.advance(4 * time.Second) // 4s after partition 1 appeared: still held
+	if out, _ := e.Flush(nil); len(out) != 0 {
+		t.Fatalf("closed windows within the hold of the second source: %+v", out)
+	}
+	clock.advance(time.Second)
+	out, _ := e.Flush(nil)
+	if len(out) != 2 || out[0].Value != 110 {
+		t.Fatalf("want the first two windows with both partitions, got %+v", out)
+	}
+}
