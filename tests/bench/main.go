@@ -425,4 +425,3 @@ func repoRoot() (string, error) {
 	}
 	return filepath.Dir(gomod), nil
 }
-
