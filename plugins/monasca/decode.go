@@ -19,6 +19,13 @@ const (
 	maxDimensionLength = 255
 )
 
+// MaxMapEntries is the largest number of distinct keys that meta or
+// metric.value_meta may have when a Decoder keeps them (Decoder.KeepMaps).
+// The Monasca API allows 16 value_meta entries, and meta normally holds
+// tenantId and region; the bound keeps hostile input from making the
+// duplicate-key check quadratic.
+const MaxMapEntries = 256
+
 // Decoder decodes Monasca metric envelopes,
 //
 //	{"metric":{"name":..,"dimensions":{..},"timestamp":..,"value":..,"value_meta":..},
@@ -34,6 +41,10 @@ type Decoder struct {
 	// MaxDimensions is the largest number of distinct dimension keys a
 	// metric may have; 0 means DefaultMaxDimensions.
 	MaxDimensions int
+	// KeepMaps makes Decode also fill Metric.Meta, Metric.ValueMeta and
+	// Metric.CreationTime, which monasca-transform's record store reads.
+	// Without it they stay empty and cost nothing.
+	KeepMaps bool
 
 	in      string // the input being decoded, aliasing the caller's bytes
 	scratch []byte // unescaped strings of the current input
@@ -63,6 +74,11 @@ type Decoder struct {
 //     encoding/json with a map; a repeated dimension key keeps its first
 //     position and its last value.
 //   - Strings must be valid UTF-8 and may not escape unpaired surrogates.
+//
+// With KeepMaps, meta and metric.value_meta may each have at most
+// MaxMapEntries distinct keys (ReasonTooManyMapEntries); a repeated key keeps
+// its first position and its last value, and a repeated key whose last value
+// is null is absent.
 //
 // When the input has several faults, a fault of syntax or encoding
 // (malformed_json, invalid_utf8) is reported in preference to any other, and
@@ -105,7 +121,7 @@ const (
 )
 
 func (d *Decoder) envelope(m *Metric) error {
-	*m = Metric{Dimensions: m.Dimensions[:0]}
+	*m = Metric{Dimensions: m.Dimensions[:0], Meta: m.Meta[:0], ValueMeta: m.ValueMeta[:0]}
 	d.field = ""
 	s := d.in
 	i := d.ws(0)
@@ -129,7 +145,14 @@ func (d *Decoder) envelope(m *Metric) error {
 		case "meta":
 			i, err = d.meta(i, m)
 		default:
-			i, err = d.skip(i, 1)
+			// Tested here rather than as a case of its own so that
+			// without KeepMaps the switch stays as short as before.
+			if d.KeepMaps && k == "creation_time" {
+				d.field = "creation_time"
+				m.CreationTime, _, i, err = d.entry(i, 1)
+			} else {
+				i, err = d.skip(i, 1)
+			}
 		}
 		if err != nil {
 			return err
@@ -171,7 +194,7 @@ func (d *Decoder) end(i int) error {
 // metric decodes the value of the envelope's "metric" member. A repeated
 // "metric" member replaces the earlier one entirely.
 func (d *Decoder) metric(i int, m *Metric, seen *int) (int, error) {
-	m.Name, m.Dimensions, m.Timestamp, m.Value = "", m.Dimensions[:0], 0, 0
+	m.Name, m.Dimensions, m.ValueMeta, m.Timestamp, m.Value = "", m.Dimensions[:0], m.ValueMeta[:0], 0, 0
 	*seen = 0
 	d.field = "metric"
 	switch d.at(i) {
@@ -203,10 +226,16 @@ func (d *Decoder) metric(i int, m *Metric, seen *int) (int, error) {
 			d.field = "metric.value"
 			i, err = d.value(i, m, seen)
 		default:
-			// value_meta lands here: aggregation does not read it, and
-			// its producers disagree on its value types.
-			d.field = "metric"
-			i, err = d.skip(i, 2)
+			// value_meta lands here unless KeepMaps is set: aggregation
+			// does not read it, and its producers disagree on its value
+			// types.
+			if d.KeepMaps && k == "value_meta" {
+				d.field = "metric.value_meta"
+				i, err = d.valueMeta(i, m)
+			} else {
+				d.field = "metric"
+				i, err = d.skip(i, 2)
+			}
 		}
 		if err != nil {
 			return i, err
@@ -382,10 +411,10 @@ func (d *Decoder) numeric(i int) (text string, k numKind, end int, err error) {
 }
 
 // meta decodes the value of the envelope's "meta" member, of which only
-// tenantId and region are read. A repeated "meta" member replaces the
-// earlier one.
+// tenantId and region are read unless KeepMaps is set. A repeated "meta"
+// member replaces the earlier one.
 func (d *Decoder) meta(i int, m *Metric) (int, error) {
-	m.TenantID, m.Region = "", ""
+	m.TenantID, m.Region, m.Meta = "", "", m.Meta[:0]
 	d.field = "meta"
 	switch d.at(i) {
 	case 'n':
@@ -401,15 +430,27 @@ func (d *Decoder) meta(i int, m *Metric) (int, error) {
 		if k, i, err = d.key(i); err != nil {
 			return i, err
 		}
+		start := i
+		var isNull bool
 		switch k {
 		case "tenantId":
 			d.field = "meta.tenantId"
-			m.TenantID, _, i, err = d.stringOrNull(i)
+			m.TenantID, isNull, i, err = d.stringOrNull(i)
+			if err == nil && d.KeepMaps {
+				err = d.keep(&m.Meta, k, m.TenantID, !isNull, start)
+			}
 		case "region":
 			d.field = "meta.region"
-			m.Region, _, i, err = d.stringOrNull(i)
+			m.Region, isNull, i, err = d.stringOrNull(i)
+			if err == nil && d.KeepMaps {
+				err = d.keep(&m.Meta, k, m.Region, !isNull, start)
+			}
 		default:
-			i, err = d.skip(i, 2)
+			if d.KeepMaps {
+				i, err = d.keepEntry(&m.Meta, k, i, 2)
+			} else {
+				i, err = d.skip(i, 2)
+			}
 		}
 		if err != nil {
 			return i, err
@@ -420,6 +461,87 @@ func (d *Decoder) meta(i int, m *Metric) (int, error) {
 		}
 	}
 	return i, nil
+}
+
+// valueMeta decodes the value of "value_meta" for KeepMaps. Its producers
+// disagree on its shape, so a value that is not an object is accepted and
+// read as no entries, as before. A repeated "value_meta" member replaces the
+// earlier one.
+func (d *Decoder) valueMeta(i int, m *Metric) (int, error) {
+	m.ValueMeta = m.ValueMeta[:0]
+	if d.at(i) != '{' {
+		return d.skip(i, 2)
+	}
+	var err error
+	var more bool
+	for i, more = d.open(i); more; {
+		var k string
+		if k, i, err = d.key(i); err != nil {
+			return i, err
+		}
+		if i, err = d.keepEntry(&m.ValueMeta, k, i, 3); err != nil {
+			return i, err
+		}
+		if i, more, err = d.next(i); err != nil {
+			return i, err
+		}
+	}
+	return i, nil
+}
+
+// keepEntry reads the value at i of the meta or value_meta member k, at the
+// given depth, and sets it in *list.
+func (d *Decoder) keepEntry(list *[]Dimension, k string, i, depth int) (int, error) {
+	v, present, end, err := d.entry(i, depth)
+	if err == nil {
+		err = d.keep(list, k, v, present, i)
+	}
+	return end, err
+}
+
+// entry reads the value at i as monasca-transform's schema reads a map of
+// strings: a string is its value, null is absent, and any other value is its
+// JSON text, aliasing the input.
+func (d *Decoder) entry(i, depth int) (v string, present bool, end int, err error) {
+	switch d.at(i) {
+	case '"':
+		v, end, err = d.str(i)
+		return v, true, end, err
+	case 'n':
+		end, err = d.literal(i, "null")
+		return "", false, end, err
+	}
+	// skip reclaims the scratch space of escaped strings inside the value,
+	// which is safe: the text returned is the input's, escapes and all.
+	if end, err = d.skip(i, depth); err != nil {
+		return "", false, end, err
+	}
+	return d.in[i:end], true, end, nil
+}
+
+// keep sets entry k of *list to v, keeping the position of an existing k,
+// or removes k when the value is absent (a repeated key whose last value is
+// null). offset is where the value starts, for the error.
+func (d *Decoder) keep(list *[]Dimension, k, v string, present bool, offset int) error {
+	l := *list
+	for j := range l {
+		if l[j].Key == k {
+			if present {
+				l[j].Value = v
+			} else {
+				*list = append(l[:j], l[j+1:]...)
+			}
+			return nil
+		}
+	}
+	switch {
+	case !present:
+		return nil
+	case len(l) >= MaxMapEntries:
+		return d.fail(ReasonTooManyMapEntries, offset, "more than %d entries", MaxMapEntries)
+	}
+	*list = append(l, Dimension{Key: k, Value: v})
+	return nil
 }
 
 // fail returns a DecodeError for the field being decoded. It is only called

@@ -37,6 +37,9 @@ const (
 	// ReasonDimensionTooLong: a dimension key or value is longer than
 	// Monasca's limit of 255 bytes.
 	ReasonDimensionTooLong Reason = "dimension_too_long"
+	// ReasonTooManyMapEntries: with Decoder.KeepMaps, meta or
+	// metric.value_meta has more than MaxMapEntries distinct keys.
+	ReasonTooManyMapEntries Reason = "too_many_map_entries"
 	// ReasonTimestampOutOfRange: metric.timestamp is non-finite, before
 	// 1e11 ms (1973-03-03; epoch seconds sent where milliseconds belong
 	// fall here), or after the last millisecond of the year 9999.

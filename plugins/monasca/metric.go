@@ -19,6 +19,28 @@ type Metric struct {
 	Value      float64     // always finite
 	TenantID   string      // meta.tenantId; "" when absent
 	Region     string      // meta.region; "" when absent
+
+	// The fields below are filled only by a Decoder with KeepMaps set, for
+	// monasca-transform's record store, whose specifications can require
+	// creation_time and address any entry of meta and value_meta. They are
+	// empty otherwise, so that aggregation does not pay for them.
+	//
+	// monasca-transform read meta and value_meta as maps of strings and
+	// creation_time as a string, so a Decoder does the same: a string value
+	// is taken as is, null counts as absent, and any other value (number,
+	// boolean, object, array) is taken as its JSON text as written in the
+	// input, which is what lets "value_meta#record_count" be required.
+
+	// Meta holds the entries of meta, tenantId and region included, in
+	// input order; keys are unique.
+	Meta []Dimension
+	// ValueMeta holds the entries of metric.value_meta in input order; keys
+	// are unique. A value_meta that is not an object has no entries.
+	ValueMeta []Dimension
+	// CreationTime is the text of creation_time, "" when it is absent, null
+	// or the empty string: exactly when monasca-transform's required field
+	// "creation_time" is not satisfied.
+	CreationTime string
 }
 
 // Dimension returns the value of the dimension key and whether it is present.

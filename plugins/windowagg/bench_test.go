@@ -2,6 +2,7 @@ package windowagg
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -91,4 +92,68 @@ func BenchmarkEngineFlush100kSeries(b *testing.B) {
 			b.Fatalf("flushed %d", len(out))
 		}
 	}
+}
+
+// BenchmarkEngineAdd200Specs matches the realistic metrics against 200
+// specifications: 40 per name for 5 of the 6 names, each with a dimension
+// filter that one in 40 of its metrics passes.
+func BenchmarkEngineAdd200Specs(b *testing.B) {
+	start := int64(1704067200000)
+	metrics := realisticMetrics(6*500*60, start)
+	avg, _ := LookupFunction("avg")
+	var rules []Rule
+	for i := 0; i < 200; i++ {
+		name := metrics[i%5].Name
+		rules = append(rules, Rule{
+			Name: fmt.Sprintf("spec %d", i), MetricName: name, OutputName: fmt.Sprintf("%s.%d", name, i),
+			Function: avg, GroupBy: []string{"hostname"},
+			Require: []monasca.Dimension{{Key: "cluster", Value: fmt.Sprintf("cluster-%d", i%4)}},
+			Reject:  []monasca.Dimension{{Key: "component", Value: "none"}},
+		})
+	}
+	clock := time.UnixMilli(start)
+	e, err := New(Config{Window: time.Minute, Lag: 2 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour,
+		Clock: func() time.Time { return clock }}, rules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range metrics {
+		e.Add(Source{}, &metrics[i])
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e.Add(Source{}, &metrics[i%len(metrics)])
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "metrics/s")
+}
+
+// BenchmarkEngineMemoryPerSeries reports the heap held per open series:
+// 100k hosts with realistic names and tenants, one rule grouping by host.
+func BenchmarkEngineMemoryPerSeries(b *testing.B) {
+	start := int64(1704067200000)
+	avg, _ := LookupFunction("avg")
+	rules := []Rule{{Name: "per host", MetricName: "cpu.idle_perc", OutputName: "o", Function: avg, GroupBy: []string{"hostname"}}}
+	const series = 100_000
+	metrics := make([]monasca.Metric, series)
+	for i := range metrics {
+		metrics[i] = monasca.Metric{Name: "cpu.idle_perc", Timestamp: start, Value: 1, TenantID: fmt.Sprintf("%032x", i%10), Region: "useast",
+			Dimensions: []monasca.Dimension{{Key: "hostname", Value: fmt.Sprintf("compute-%06d", i)}}}
+	}
+	clock := time.UnixMilli(start)
+	var perSeries float64
+	for i := 0; i < b.N; i++ {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		e, _ := New(Config{Window: time.Minute, IdleTimeout: time.Minute, MaxFuture: time.Hour, Clock: func() time.Time { return clock }}, rules)
+		for j := range metrics {
+			e.Add(Source{}, &metrics[j])
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		perSeries = float64(after.HeapAlloc-before.HeapAlloc) / series
+		runtime.KeepAlive(e)
+	}
+	b.ReportMetric(perSeries, "bytes/series")
 }

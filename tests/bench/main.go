@@ -95,6 +95,9 @@ output:
 shutdown_timeout: 5s
 `
 
+// cpuProfile, when set, is where the aggregation run's CPU profile goes.
+var cpuProfile string
+
 type result struct {
 	Metrics                   int     `json:"metrics"`
 	Seconds                   float64 `json:"seconds"`
@@ -114,6 +117,7 @@ func main() {
 	n := flag.Int("metrics", 2_000_000, "number of metrics in the backlog")
 	window := flag.Duration("window", 10*time.Second, "WINDOW_SIZE of the aggregation")
 	bin := flag.String("bin", "", "a prebuilt monasca-connect binary (default: build one)")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the aggregation run's first seconds to this file")
 	flag.Parse()
 	if err := run(*n, *window, *bin); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -203,7 +207,9 @@ func run(n int, window time.Duration, bin string) error {
 func load(ctx context.Context, brokers string, n int, window time.Duration) error {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()), kgo.ProducerLinger(5*time.Millisecond),
-		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000))
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(100_000),
+		// The Monasca API's producer does not compress.
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
 	if err != nil {
 		return err
 	}
@@ -254,7 +260,12 @@ func measure(ctx context.Context, bin, config, dir, brokers, group, outTopic str
 	if err != nil {
 		return m, err
 	}
-	cmd := exec.CommandContext(ctx, bin, "run", config)
+	profile := cpuProfile != "" && outTopic == "aggregated"
+	args := []string{"run", config}
+	if profile {
+		args = []string{"run", "--set", "http.debug_endpoints=true", config}
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append(env,
 		"KAFKA_BROKERS="+brokers, "METRICS_TOPIC="+inputTopic, "AGGREGATED_TOPIC="+outTopic,
@@ -301,6 +312,13 @@ func measure(ctx context.Context, bin, config, dir, brokers, group, outTopic str
 		time.Sleep(2 * time.Millisecond)
 	}
 
+	if profile {
+		go func() {
+			if err := fetchProfile(addr, cpuProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "profile:", err)
+			}
+		}()
+	}
 	adm, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
 	if err != nil {
 		return m, err
@@ -334,6 +352,22 @@ func measure(ctx context.Context, bin, config, dir, brokers, group, outTopic str
 	m.seconds = lastWrite.Sub(first).Seconds()
 	m.cpu, m.peakRSS, err = processStats(cmd.Process.Pid)
 	return m, err
+}
+
+// fetchProfile saves five seconds of the process's CPU profile.
+func fetchProfile(addr, path string) error {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=5")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	_, err = f.ReadFrom(resp.Body)
+	return err
 }
 
 func outputCount(ctx context.Context, admin *kadm.Client, topic string) int64 {
