@@ -91,7 +91,10 @@ type Engine struct {
 	// restored is the frontier given to Restore.
 	restored int64
 
-	regions map[string]string // interned meta.region values
+	// Tenants and regions are interned: series keys and series hold small
+	// numbers instead of strings of their own.
+	tenants interner
+	regions interner
 	keyBuf  []byte
 	open    int // open series over all rules and windows
 }
@@ -116,18 +119,38 @@ type ruleState struct {
 	windows map[int64]*window
 }
 
-// window holds the series of one rule in one window. Series live in a slice
-// and the map only indexes them, so a new series costs no allocation of its
-// own beyond its key.
+// window holds the series of one rule in one window. Series live in
+// fixed-size chunks and the map only indexes them, so a new series costs no
+// allocation of its own beyond its key, and growing never copies or doubles
+// the whole set.
 type window struct {
 	start  int64
-	index  map[string]int32 // series key -> position in series
-	series []series
+	index  map[string]int32 // series key -> series number
+	chunks [][]series
+	n      int32 // number of series
 }
 
+const chunkBits = 10
+
 type series struct {
-	region string
 	state  State
+	region uint32 // in Engine.regions
+}
+
+func (w *window) series(i int32) *series {
+	return &w.chunks[i>>chunkBits][i&(1<<chunkBits-1)]
+}
+
+// newSeries appends a series and returns its number.
+func (w *window) newSeries(region uint32) int32 {
+	i := w.n
+	if int(i>>chunkBits) == len(w.chunks) {
+		w.chunks = append(w.chunks, make([]series, 0, 1<<chunkBits))
+	}
+	c := &w.chunks[i>>chunkBits]
+	*c = append(*c, series{region: region})
+	w.n++
+	return i
 }
 
 // New builds an engine for rules. Rules are validated here, so an unknown or
@@ -145,7 +168,6 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 		lag:      cfg.Lag.Milliseconds(),
 		byName:   map[string][]*ruleState{},
 		sources:  map[Source]*source{},
-		regions:  map[string]string{},
 		frontier: math.MinInt64,
 		restored: math.MinInt64,
 	}
@@ -220,15 +242,14 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		if r.AcrossTenants {
 			tenant = ""
 		}
-		e.keyBuf = appendSeriesKey(e.keyBuf[:0], tenant, m, r.GroupBy)
+		e.keyBuf = appendSeriesKey(e.keyBuf[:0], e.tenants.id(tenant), m, r.GroupBy)
 		idx, ok := w.index[string(e.keyBuf)]
 		if !ok {
-			idx = int32(len(w.series))
+			idx = w.newSeries(e.regions.id(m.Region))
 			w.index[string(e.keyBuf)] = idx
-			w.series = append(w.series, series{region: e.intern(m.Region)})
 			e.open++
 		}
-		w.series[idx].state.AddPartial(m.Value, p)
+		w.series(idx).state.AddPartial(m.Value, p)
 		res.Matched++
 		res.CloseAt = max(res.CloseAt, closeAt)
 	}
@@ -296,8 +317,8 @@ func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
 		return due[i].rule < due[j].rule
 	})
 	for _, c := range due {
-		dst = e.rules[c.rule].emit(c.w, dst)
-		e.open -= len(c.w.series)
+		dst = e.emit(e.rules[c.rule], c.w, dst)
+		e.open -= int(c.w.n)
 	}
 	return dst
 }
@@ -341,18 +362,31 @@ func (e *Engine) lastCloseAt() int64 {
 	return last
 }
 
-func (e *Engine) intern(s string) string {
-	if v, ok := e.regions[s]; ok {
-		return v
-	}
-	v := string([]byte(s)) // s may alias the decoder's input
-	e.regions[v] = v
-	return v
+// interner numbers strings, so that what is kept per series is 4 bytes.
+type interner struct {
+	ids  map[string]uint32
+	list []string
 }
+
+func (in *interner) id(s string) uint32 {
+	if i, ok := in.ids[s]; ok {
+		return i
+	}
+	if in.ids == nil {
+		in.ids = map[string]uint32{}
+	}
+	i := uint32(len(in.list))
+	s = string([]byte(s)) // it may alias the decoder's input
+	in.ids[s] = i
+	in.list = append(in.list, s)
+	return i
+}
+
+func (in *interner) str(id uint32) string { return in.list[id] }
 
 // emit appends the aggregates of one closed window of the rule: one row per
 // group, then the rule's Combiner, Rollup and naming.
-func (r *ruleState) emit(w *window, dst []Aggregate) []Aggregate {
+func (e *Engine) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
 	// Groups are visited in the order of their keys, so output is
 	// deterministic whatever the map order.
 	keys := make([]string, 0, len(w.index))
@@ -362,13 +396,13 @@ func (r *ruleState) emit(w *window, dst []Aggregate) []Aggregate {
 	slices.Sort(keys)
 	rows := make([]Row, 0, len(keys))
 	for _, key := range keys {
-		s := &w.series[w.index[key]]
+		s := w.series(w.index[key])
 		v, ok := r.Function.Result(&s.state)
 		if !ok {
 			continue
 		}
 		tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)))
-		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: tenant, Region: s.region, Value: v, State: s.state})
+		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: e.tenants.str(tenant), Region: e.regions.str(s.region), Value: v, State: s.state})
 	}
 	if r.Combine != nil {
 		rows = r.Combine.Combine(&r.Rule, rows)
@@ -393,11 +427,10 @@ func (r *ruleState) emit(w *window, dst []Aggregate) []Aggregate {
 	return dst
 }
 
-// appendSeriesKey encodes the tenant and the grouped dimension values of m,
-// each length-prefixed so that no value can run into the next.
-func appendSeriesKey(dst []byte, tenant string, m *monasca.Metric, groupBy []string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(tenant)))
-	dst = append(dst, tenant...)
+// appendSeriesKey encodes the tenant's number and the grouped dimension
+// values of m, each value length-prefixed so that none can run into the next.
+func appendSeriesKey(dst []byte, tenant uint32, m *monasca.Metric, groupBy []string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(tenant))
 	for _, k := range groupBy {
 		v, _ := m.Dimension(k)
 		dst = binary.AppendUvarint(dst, uint64(len(v)))
@@ -408,16 +441,17 @@ func appendSeriesKey(dst []byte, tenant string, m *monasca.Metric, groupBy []str
 
 // decodeSeriesKey splits a key made by appendSeriesKey, appending the
 // dimension values to values.
-func decodeSeriesKey(key string, values []string) (tenant string, _ []string) {
-	next := func() string {
+func decodeSeriesKey(key string, values []string) (tenant uint32, _ []string) {
+	uvarint := func() uint64 {
 		n, w := binary.Uvarint([]byte(key[:min(len(key), binary.MaxVarintLen64)]))
-		s := key[w : w+int(n)]
-		key = key[w+int(n):]
-		return s
+		key = key[w:]
+		return n
 	}
-	tenant = next()
+	tenant = uint32(uvarint())
 	for len(key) > 0 {
-		values = append(values, next())
+		n := uvarint()
+		values = append(values, key[:n])
+		key = key[n:]
 	}
 	return tenant, values
 }

@@ -16,6 +16,11 @@ type State struct {
 	FirstValue float64
 	LastTime   int64 // epoch ms of the latest sample
 	LastValue  float64
+	// FirstRecords and LastRecords are the record counts of the partials
+	// that supplied the first and the last sample (1 for plain samples):
+	// monasca-transform's pre-hourly rate counts only those two rows.
+	FirstRecords int64
+	LastRecords  int64
 }
 
 // Reset makes s the state of no samples.
@@ -47,7 +52,8 @@ type Partial struct {
 func (s *State) AddPartial(v float64, p Partial) {
 	if s.Count == 0 {
 		*s = State{Count: 1, Records: p.Records, Sum: v, Min: v, Max: v,
-			FirstTime: p.FirstTime, FirstValue: p.FirstValue, LastTime: p.LastTime, LastValue: p.LastValue}
+			FirstTime: p.FirstTime, FirstValue: p.FirstValue, LastTime: p.LastTime, LastValue: p.LastValue,
+			FirstRecords: p.Records, LastRecords: p.Records}
 		return
 	}
 	s.Count++
@@ -60,10 +66,10 @@ func (s *State) AddPartial(v float64, p Partial) {
 		s.Max = v
 	}
 	if p.FirstTime < s.FirstTime {
-		s.FirstTime, s.FirstValue = p.FirstTime, p.FirstValue
+		s.FirstTime, s.FirstValue, s.FirstRecords = p.FirstTime, p.FirstValue, p.Records
 	}
 	if p.LastTime >= s.LastTime {
-		s.LastTime, s.LastValue = p.LastTime, p.LastValue
+		s.LastTime, s.LastValue, s.LastRecords = p.LastTime, p.LastValue, p.Records
 	}
 }
 
@@ -83,9 +89,9 @@ func (s *State) Merge(o *State) {
 	s.Min = math.Min(s.Min, o.Min)
 	s.Max = math.Max(s.Max, o.Max)
 	if o.FirstTime < s.FirstTime {
-		s.FirstTime, s.FirstValue = o.FirstTime, o.FirstValue
+		s.FirstTime, s.FirstValue, s.FirstRecords = o.FirstTime, o.FirstValue, o.FirstRecords
 	}
 	if o.LastTime >= s.LastTime {
-		s.LastTime, s.LastValue = o.LastTime, o.LastValue
+		s.LastTime, s.LastValue, s.LastRecords = o.LastTime, o.LastValue, o.LastRecords
 	}
 }
