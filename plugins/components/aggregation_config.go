@@ -8,18 +8,40 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monascaspec"
+	"github.com/monasca-connect/monasca-connect/plugins/recordstore"
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
 // Field names shared by the monasca_aggregate buffer and processor.
 const (
-	maFieldAggregationSpecs = "aggregation_specs"
-	maFieldWindowSize       = "window_size"
-	maFieldWindowLag        = "window_lag"
-	maFieldIdleTimeout      = "idle_timeout"
-	maFieldDiscovery        = "partition_discovery"
-	maFieldMaxFuture        = "max_future"
-	maFieldOrigin           = "origin"
+	maFieldAggregationSpecs  = "aggregation_specs"
+	maFieldPreTransformSpecs = "pre_transform_specs"
+	maFieldTransformSpecs    = "transform_specs"
+	maFieldTransformInput    = "transform_input"
+	maFieldCompatibility     = "compatibility"
+	maFieldPublishTenantID   = "publish_tenant_id"
+	maFieldPublishRegion     = "publish_region"
+	maFieldWindowSize        = "window_size"
+	maFieldWindowLag         = "window_lag"
+	maFieldIdleTimeout       = "idle_timeout"
+	maFieldDiscovery         = "partition_discovery"
+	maFieldMaxFuture         = "max_future"
+	maFieldOrigin            = "origin"
+)
+
+// Values of transform_input.
+const (
+	transformInputMetrics       = "metrics"
+	transformInputInstanceUsage = "instance_usage"
+)
+
+// Values of compatibility: each reproduces one behaviour of
+// monasca-transform that monasca-connect otherwise corrects.
+const (
+	compatSecondResolution      = "second_resolution"
+	compatRateLatestIsAverage   = "rate_latest_is_average"
+	compatRateDoubleRecordCount = "rate_double_record_count"
+	compatUtilMissingIdleIsBusy = "util_missing_idle_is_busy"
 )
 
 // originMetaKey marks messages written by monasca-connect. The output writes
@@ -31,13 +53,34 @@ const originMetaKey = "monasca_origin"
 func aggregationFields() []*service.ConfigField {
 	return []*service.ConfigField{
 		service.NewStringField(maFieldAggregationSpecs).
-			Description("Path of a monasca-aggregator `aggregation-specifications.yaml` file. Keys are case-insensitive and the file is validated at start-up: an unknown function, a missing field or a rollup over dimensions that are not grouped stops the pipeline with an error naming the specification and the field.").
-			Example("/etc/monasca/aggregation-specifications.yaml"),
+			Description("Path of a monasca-aggregator `aggregation-specifications.yaml` file. Keys are case-insensitive and the file is validated at start-up: an unknown function, a missing field or a rollup over dimensions that are not grouped stops the pipeline with an error naming the specification and the field. Set this, or `pre_transform_specs` and `transform_specs`.").
+			Example("/etc/monasca/aggregation-specifications.yaml").
+			Optional(),
+		service.NewStringField(maFieldPreTransformSpecs).
+			Description("Path of monasca-transform's `pre_transform_specs` (one JSON object per line, or a JSON array): which metrics enter the record store and which transform specs each feeds. Goes with `transform_specs`.").
+			Optional(),
+		service.NewStringField(maFieldTransformSpecs).
+			Description("Path of monasca-transform's `transform_specs` (one JSON object per line, or a JSON array). Each spec aggregates its records per `aggregation_period` window, across tenants, and names its output by `dimension_list`, as monasca-transform's pipeline components did; every hour (or other period) is computed over all of its records in one pass.").
+			Optional(),
+		service.NewStringEnumField(maFieldTransformInput, transformInputMetrics, transformInputInstanceUsage).
+			Description("With transform specs: `metrics` reads Monasca metrics (monasca-transform's first stage and its hourly stage in one); `instance_usage` reads the instance-usage rows monasca-transform wrote to `metrics_pre_hourly` and applies each spec's `pre_hourly_operation`, to drain such a topic during a migration.").
+			Default(transformInputMetrics).
+			Advanced(),
+		service.NewStringListField(maFieldCompatibility).
+			Description("Reproduce monasca-transform behaviours that monasca-connect corrects by default: `second_resolution` (latest and oldest order records by whole seconds, ties in arrival order), `rate_latest_is_average` (calculate_rate's latest value is the group average), `rate_double_record_count` (calculate_rate counts each record twice), `util_missing_idle_is_busy` (fetch_quantity_util counts a host without an idle reading as 100% busy instead of leaving it out).").
+			Default([]any{}).
+			Advanced(),
+		service.NewStringField(maFieldPublishTenantID).
+			Description("When set, every aggregate's `meta.tenantId` is this project instead of the input's tenant, as monasca-transform's `publish_kafka_project_id` did.").
+			Optional(),
+		service.NewStringField(maFieldPublishRegion).
+			Description("When set, every aggregate's `meta.region` is this region, as monasca-transform's `publish_region` did.").
+			Optional(),
 		service.NewDurationField(maFieldWindowSize).
-			Description("Size of the tumbling event-time windows, from 1s to 24h. Windows are aligned to the UTC epoch: window k covers [k*size, (k+1)*size).").
+			Description("Size of the tumbling event-time windows of `aggregation_specs`, from 1s to 24h (transform specs take theirs from `aggregation_period`). Windows are aligned to the UTC epoch: window k covers [k*size, (k+1)*size).").
 			Default("10s"),
 		service.NewDurationField(maFieldWindowLag).
-			Description("How far the watermark must pass the end of a window before the window closes: the time allowed for out-of-order metrics. A metric for a closed window is late: it is counted and dropped.").
+			Description("How far the watermark must pass the end of a window before the window closes: the time allowed for out-of-order metrics (monasca-transform: `late_metric_slack_time`). A metric for a closed window is late: it is counted and dropped.").
 			Default("2s"),
 		service.NewDurationField(maFieldIdleTimeout).
 			Description("A partition that has delivered nothing for this long no longer holds the watermark back; when every partition has been quiet this long, all open windows close. Keep it above the time a consumer needs to rejoin its group, and above the pipeline's shutdown_timeout, or a stopping or rejoining instance closes windows before it has read their data.").
@@ -57,11 +100,28 @@ func aggregationFields() []*service.ConfigField {
 	}
 }
 
+// aggregationLintRule requires exactly one of the two spec languages.
+const aggregationLintRule = `root = match {
+  this.exists("aggregation_specs") && (this.exists("pre_transform_specs") || this.exists("transform_specs")) => ["set either aggregation_specs or pre_transform_specs and transform_specs, not both"],
+  !this.exists("aggregation_specs") && !(this.exists("pre_transform_specs") && this.exists("transform_specs")) => ["set aggregation_specs, or both pre_transform_specs and transform_specs"],
+}`
+
+// inputKind is what the input messages are.
+type inputKind int
+
+const (
+	inputMetrics       inputKind = iota // Monasca metrics, aggregated as they are
+	inputRecords                        // Monasca metrics, converted to records for transform specs
+	inputInstanceUsage                  // monasca-transform's instance-usage rows
+)
+
 // aggregationConfig is the parsed form of aggregationFields.
 type aggregationConfig struct {
-	engine windowagg.Config
-	rules  []windowagg.Rule
-	origin string
+	engine    windowagg.Config
+	rules     []windowagg.Rule
+	input     inputKind
+	converter *recordstore.Converter // for inputRecords
+	output    outputConfig
 }
 
 func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*aggregationConfig, error) {
@@ -85,25 +145,85 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 	if err := c.engine.Validate(); err != nil {
 		return nil, err
 	}
-	if c.origin, err = conf.FieldString(maFieldOrigin); err != nil {
+	if c.output, err = parseOutputConfig(conf); err != nil {
 		return nil, err
 	}
-	path, err := conf.FieldString(maFieldAggregationSpecs)
-	if err != nil {
-		return nil, err
-	}
-	rules, warnings, err := monascaspec.LoadAggregationSpecs(path)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", maFieldAggregationSpecs, err)
+	var warnings []string
+	switch {
+	case conf.Contains(maFieldAggregationSpecs):
+		if conf.Contains(maFieldPreTransformSpecs) || conf.Contains(maFieldTransformSpecs) {
+			return nil, fmt.Errorf("set either %s or %s and %s, not both", maFieldAggregationSpecs, maFieldPreTransformSpecs, maFieldTransformSpecs)
+		}
+		path, err := conf.FieldString(maFieldAggregationSpecs)
+		if err != nil {
+			return nil, err
+		}
+		if c.rules, warnings, err = monascaspec.LoadAggregationSpecs(path); err != nil {
+			return nil, fmt.Errorf("%s: %w", maFieldAggregationSpecs, err)
+		}
+	case conf.Contains(maFieldPreTransformSpecs) && conf.Contains(maFieldTransformSpecs):
+		if warnings, err = c.loadTransformSpecs(conf); err != nil {
+			return nil, err
+		}
+	default:
+		return nil, fmt.Errorf("set %s, or both %s and %s", maFieldAggregationSpecs, maFieldPreTransformSpecs, maFieldTransformSpecs)
 	}
 	for _, w := range warnings {
-		log.Warnf("%s: %s", maFieldAggregationSpecs, w)
+		log.Warnf("%s", w)
 	}
-	if len(rules) == 0 {
-		return nil, errors.New("no aggregation rules")
+	if len(c.rules) == 0 {
+		return nil, errors.New("the specifications define no aggregation")
 	}
-	c.rules = rules
 	return &c, nil
+}
+
+func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig) ([]string, error) {
+	prePath, err := conf.FieldString(maFieldPreTransformSpecs)
+	if err != nil {
+		return nil, err
+	}
+	path, err := conf.FieldString(maFieldTransformSpecs)
+	if err != nil {
+		return nil, err
+	}
+	compat, err := conf.FieldStringList(maFieldCompatibility)
+	if err != nil {
+		return nil, err
+	}
+	var opts monascaspec.TransformOptions
+	var secondResolution bool
+	for _, name := range compat {
+		switch name {
+		case compatSecondResolution:
+			secondResolution = true
+		case compatRateLatestIsAverage:
+			opts.RateLatestIsAverage = true
+		case compatRateDoubleRecordCount:
+			opts.RateDoubleRecordCount = true
+		case compatUtilMissingIdleIsBusy:
+			opts.UtilMissingIdleIsBusy = true
+		default:
+			return nil, fmt.Errorf("%s: unknown behaviour %q; known: %s, %s, %s, %s", maFieldCompatibility, name,
+				compatSecondResolution, compatRateLatestIsAverage, compatRateDoubleRecordCount, compatUtilMissingIdleIsBusy)
+		}
+	}
+	specs, warnings, err := monascaspec.LoadTransformSpecs(prePath, path, opts)
+	if err != nil {
+		return warnings, err
+	}
+	input, err := conf.FieldString(maFieldTransformInput)
+	if err != nil {
+		return warnings, err
+	}
+	if input == transformInputInstanceUsage {
+		c.input, c.rules = inputInstanceUsage, specs.PreHourly
+		return warnings, nil
+	}
+	c.input, c.rules = inputRecords, specs.Rules
+	if c.converter, err = recordstore.NewConverter(specs.PreTransform, recordstore.SecondResolution(secondResolution)); err != nil {
+		return warnings, fmt.Errorf("%s: %w", maFieldPreTransformSpecs, err)
+	}
+	return warnings, nil
 }
 
 // newEngine builds an engine for c with the given clock (nil: time.Now).

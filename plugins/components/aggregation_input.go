@@ -1,36 +1,47 @@
 package components
 
 import (
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+	"github.com/monasca-connect/monasca-connect/plugins/recordstore"
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
-// reasonFutureTimestamp labels metrics the engine rejected for a timestamp
-// too far ahead of the clock; the other reasons come from the decoder.
-const reasonFutureTimestamp = "timestamp_in_future"
+// Reasons of monasca_metrics_invalid_total besides the decoder's
+// (monasca.Reason) and the record store's (recordstore.Status).
+const (
+	// reasonFutureTimestamp: the engine rejected a timestamp too far ahead
+	// of the clock.
+	reasonFutureTimestamp = "timestamp_in_future"
+	// reasonInvalidInstanceUsage: an instance-usage row could not be read.
+	reasonInvalidInstanceUsage = "invalid_instance_usage"
+)
 
 // folder decodes input messages and folds them into an engine, counting
 // every outcome. It is shared by the buffer and the processor; the caller
 // serialises calls.
 type folder struct {
-	engine *windowagg.Engine
-	origin string
-	dec    monasca.Decoder
-	metric monasca.Metric
-	stats  *foldStats
-	log    *invalidLog
+	engine  *windowagg.Engine
+	origin  string
+	input   inputKind
+	conv    *recordstore.Converter // for inputRecords
+	dec     monasca.Decoder
+	metric  monasca.Metric
+	records []monasca.Metric
+	stats   *foldStats
+	log     *invalidLog
 }
 
 // foldCounts are the outcomes of one batch, added to the Prometheus counters
 // once per batch rather than once per message.
 type foldCounts struct {
 	received, aggregated, unmatched, late, replayed, ownOutput int64
-	invalid                                                    map[string]int64
+	invalidBy                                                  map[string]int64
 }
 
 type foldStats struct {
@@ -41,7 +52,6 @@ type foldStats struct {
 	late       *service.MetricCounter
 	replayed   *service.MetricCounter
 	ownOutput  *service.MetricCounter
-	emitted    *service.MetricCounter
 	openSeries *service.MetricGauge
 }
 
@@ -54,18 +64,17 @@ func newFoldStats(m *service.Metrics) *foldStats {
 		late:       m.NewCounter("monasca_metrics_late_total"),
 		replayed:   m.NewCounter("monasca_metrics_replayed_total"),
 		ownOutput:  m.NewCounter("monasca_metrics_own_output_skipped_total"),
-		emitted:    m.NewCounter("monasca_aggregates_emitted_total"),
 		openSeries: m.NewGauge("monasca_open_series"),
 	}
 }
 
-func newFolder(engine *windowagg.Engine, origin string, res *service.Resources) *folder {
-	return &folder{
-		engine: engine,
-		origin: origin,
-		stats:  newFoldStats(res.Metrics()),
-		log:    &invalidLog{log: res.Logger(), every: 10 * time.Second},
+func newFolder(engine *windowagg.Engine, c *aggregationConfig, stats *foldStats, log *invalidLog) *folder {
+	f := &folder{engine: engine, origin: c.output.origin, input: c.input, stats: stats, log: log}
+	if c.converter != nil {
+		f.conv = c.converter.Clone()
+		f.dec.KeepMaps = true
 	}
+	return f
 }
 
 // foldBatch folds every message of batch into the engine and returns the
@@ -81,40 +90,73 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64) {
 			continue
 		}
 		raw, err := msg.AsBytes()
-		if err == nil {
-			err = f.dec.Decode(raw, &f.metric)
-		}
 		if err != nil {
-			c.addInvalid(string(monasca.ReasonOf(err)))
-			f.log.report(string(monasca.ReasonOf(err)), err)
+			c.invalid(string(monasca.ReasonUnknown), err, f.log)
 			continue
 		}
-		r := f.engine.Add(messageSource(msg), &f.metric)
-		switch {
-		case r.Future:
-			c.addInvalid(reasonFutureTimestamp)
-			f.log.report(reasonFutureTimestamp, nil)
-		case r.Matched == 0 && r.Late == 0:
-			c.unmatched++
+		src := messageSource(msg)
+		var r windowagg.AddResult
+		switch f.input {
+		case inputMetrics:
+			if err := f.dec.Decode(raw, &f.metric); err != nil {
+				c.invalid(string(monasca.ReasonOf(err)), err, f.log)
+				continue
+			}
+			r = f.engine.Add(src, &f.metric)
+		case inputRecords:
+			if err := f.dec.Decode(raw, &f.metric); err != nil {
+				c.invalid(string(monasca.ReasonOf(err)), err, f.log)
+				continue
+			}
+			var out recordstore.Outcome
+			f.records, out = f.conv.Convert(&f.metric, f.records[:0])
+			switch out.Status {
+			case recordstore.Unmatched:
+				c.unmatched++
+				continue
+			case recordstore.MissingRequiredField:
+				c.invalid(out.Status.String(), fmt.Errorf("%s: required field %s is missing or empty", f.metric.Name, out.Field), f.log)
+				continue
+			}
+			for i := range f.records {
+				r.Merge(f.engine.Add(src, &f.records[i]))
+			}
+		case inputInstanceUsage:
+			p, err := recordstore.DecodeInstanceUsage(raw, &f.metric)
+			if err != nil {
+				c.invalid(reasonInvalidInstanceUsage, err, f.log)
+				continue
+			}
+			r = f.engine.AddPartial(src, &f.metric, p)
 		}
-		if r.Matched > 0 {
-			c.aggregated++
-		}
-		if r.Late > r.Replayed {
-			c.late++
-		} else if r.Replayed > 0 {
-			c.replayed++
-		}
+		c.count(r, f.log)
 		closeAt = max(closeAt, r.CloseAt)
 	}
 	f.record(&c)
 	return closeAt
 }
 
+// count adds what the engine did with one input message.
+func (c *foldCounts) count(r windowagg.AddResult, log *invalidLog) {
+	switch {
+	case r.Future:
+		c.invalid(reasonFutureTimestamp, nil, log)
+		return
+	case r.Matched > 0:
+		c.aggregated++
+	case r.Late > r.Replayed:
+		c.late++
+	case r.Replayed > 0:
+		c.replayed++
+	default:
+		c.unmatched++
+	}
+}
+
 func (f *folder) record(c *foldCounts) {
 	s := f.stats
 	s.received.Incr(c.received)
-	for reason, n := range c.invalid {
+	for reason, n := range c.invalidBy {
 		s.invalid.Incr(n, reason)
 	}
 	s.aggregated.Incr(c.aggregated)
@@ -125,11 +167,12 @@ func (f *folder) record(c *foldCounts) {
 	s.openSeries.Set(int64(f.engine.OpenSeries()))
 }
 
-func (c *foldCounts) addInvalid(reason string) {
-	if c.invalid == nil {
-		c.invalid = map[string]int64{}
+func (c *foldCounts) invalid(reason string, err error, log *invalidLog) {
+	if c.invalidBy == nil {
+		c.invalidBy = map[string]int64{}
 	}
-	c.invalid[reason]++
+	c.invalidBy[reason]++
+	log.report(reason, err)
 }
 
 // messageSource names the partition a message was read from, from the
@@ -158,6 +201,7 @@ func messageSource(msg *service.Message) windowagg.Source {
 type invalidLog struct {
 	log   *service.Logger
 	every time.Duration
+	what  string // what is skipped, for the log line; "invalid input" when empty
 
 	mu      sync.Mutex
 	reasons map[string]*invalidReason
@@ -166,6 +210,10 @@ type invalidLog struct {
 type invalidReason struct {
 	last       time.Time
 	suppressed int64
+}
+
+func newInvalidLog(log *service.Logger) *invalidLog {
+	return &invalidLog{log: log, every: 10 * time.Second, what: "invalid metric"}
 }
 
 func (l *invalidLog) report(reason string, err error) {
@@ -184,14 +232,17 @@ func (l *invalidLog) report(reason string, err error) {
 		r.suppressed++
 		return
 	}
-	detail := reason
+	detail, what := reason, l.what
 	if err != nil {
 		detail = err.Error()
 	}
+	if what == "" {
+		what = "invalid input"
+	}
 	if r.suppressed > 0 {
-		l.log.Warnf("skipped invalid metric (%s): %s; %d more skipped for this reason since the last report", reason, detail, r.suppressed)
+		l.log.Warnf("skipped %s (%s): %s; %d more skipped for this reason since the last report", what, reason, detail, r.suppressed)
 	} else {
-		l.log.Warnf("skipped invalid metric (%s): %s", reason, detail)
+		l.log.Warnf("skipped %s (%s): %s", what, reason, detail)
 	}
 	r.last, r.suppressed = now, 0
 }

@@ -17,27 +17,94 @@ const (
 	windowStartMetaKey = "monasca_window_start"
 )
 
-// encodeAggregate renders one aggregate as a Monasca envelope (DESIGN "Output
+// outputConfig is how aggregates are rendered.
+type outputConfig struct {
+	origin   string
+	tenantID string // replaces the input's tenant when set
+	region   string // replaces the input's region when set
+}
+
+func parseOutputConfig(conf *service.ParsedConfig) (outputConfig, error) {
+	var c outputConfig
+	var err error
+	if c.origin, err = conf.FieldString(maFieldOrigin); err != nil {
+		return c, err
+	}
+	if conf.Contains(maFieldPublishTenantID) {
+		if c.tenantID, err = conf.FieldString(maFieldPublishTenantID); err != nil {
+			return c, err
+		}
+	}
+	if conf.Contains(maFieldPublishRegion) {
+		if c.region, err = conf.FieldString(maFieldPublishRegion); err != nil {
+			return c, err
+		}
+	}
+	return c, nil
+}
+
+// encoder renders aggregates as Monasca envelopes (DESIGN "Output
 // conventions"): the timestamp is the window start, value_meta carries the
 // record count and the first and last record times as monasca-transform
 // wrote them, and creation_time is the publication time in seconds.
-func encodeAggregate(a *windowagg.Aggregate, origin string, now time.Time) *service.Message {
-	m := monasca.Metric{
-		Name:       a.Name,
-		Dimensions: a.Dimensions,
-		Timestamp:  a.WindowStart,
-		Value:      a.Value,
-		TenantID:   a.TenantID,
-		Region:     a.Region,
+// Aggregates the Monasca API would reject (monasca-transform's insert_data
+// validation: a bad name, an empty dimension value) are dropped and counted.
+type encoder struct {
+	outputConfig
+	emitted *service.MetricCounter
+	invalid *service.MetricCounter
+	log     *invalidLog
+}
+
+func newEncoder(c outputConfig, res *service.Resources) *encoder {
+	return &encoder{
+		outputConfig: c,
+		emitted:      res.Metrics().NewCounter("monasca_aggregates_emitted_total"),
+		invalid:      res.Metrics().NewCounter("monasca_aggregates_invalid_total"),
+		log:          &invalidLog{log: res.Logger(), every: 10 * time.Second, what: "aggregate the Monasca API would reject"},
 	}
-	valueMeta := []monasca.Field{
-		{Key: "record_count", Value: a.Count},
-		{Key: "firstrecord_timestamp_string", Value: monasca.FormatTimestamp(a.FirstTime)},
-		{Key: "lastrecord_timestamp_string", Value: monasca.FormatTimestamp(a.LastTime)},
+}
+
+func (e *encoder) encode(aggs []windowagg.Aggregate, now time.Time) service.MessageBatch {
+	batch := make(service.MessageBatch, 0, len(aggs))
+	for i := range aggs {
+		a := &aggs[i]
+		m := monasca.Metric{
+			Name:       a.Name,
+			Dimensions: a.Dimensions,
+			Timestamp:  a.WindowStart,
+			Value:      a.Value,
+			TenantID:   a.TenantID,
+			Region:     a.Region,
+		}
+		if e.tenantID != "" {
+			m.TenantID = e.tenantID
+		}
+		if e.region != "" {
+			m.Region = e.region
+		}
+		valueMeta := []monasca.Field{
+			{Key: "record_count", Value: a.Count},
+			{Key: "firstrecord_timestamp_string", Value: monasca.FormatTimestamp(a.FirstTime)},
+			{Key: "lastrecord_timestamp_string", Value: monasca.FormatTimestamp(a.LastTime)},
+		}
+		if err := monasca.ValidateOutput(&m, valueMeta); err != nil {
+			e.invalid.Incr(1)
+			e.log.report("invalid_aggregate", err)
+			continue
+		}
+		msg := service.NewMessage(monasca.AppendEnvelope(make([]byte, 0, 384), &m, valueMeta, now.Unix()))
+		msg.MetaSetMut(originMetaKey, e.origin)
+		msg.MetaSetMut(seriesIDMetaKey, seriesID(&m))
+		msg.MetaSetMut(windowStartMetaKey, strconv.FormatInt(a.WindowStart, 10))
+		batch = append(batch, msg)
 	}
-	msg := service.NewMessage(monasca.AppendEnvelope(make([]byte, 0, 384), &m, valueMeta, now.Unix()))
-	msg.MetaSetMut(originMetaKey, origin)
-	msg.MetaSetMut(seriesIDMetaKey, a.SeriesID())
-	msg.MetaSetMut(windowStartMetaKey, strconv.FormatInt(a.WindowStart, 10))
-	return msg
+	e.emitted.Incr(int64(len(batch)))
+	return batch
+}
+
+// seriesID is the output's name, dimensions (sorted by key) and tenant.
+func seriesID(m *monasca.Metric) string {
+	a := windowagg.Aggregate{Name: m.Name, Dimensions: m.Dimensions, TenantID: m.TenantID}
+	return a.SeriesID()
 }

@@ -79,6 +79,7 @@ Because acknowledgements are held for a whole window, the input must allow many 
 `+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+` and `+"`monasca_frontier_ms`"+`.
 `).
 		Fields(aggregationFields()...).
+		LintRule(aggregationLintRule).
 		Fields(
 			service.NewStringField(mabFieldStateCache).
 				Description("A cache resource in which the frontier of emitted windows is saved before input is acknowledged. On start the frontier is read back, and replayed input of windows emitted before is skipped instead of being emitted again as a partial value. Without it, a restart can re-emit such windows with partial values.").
@@ -141,7 +142,7 @@ type aggregateBuffer struct {
 	log        *service.Logger
 	res        *service.Resources
 	folder     *folder
-	origin     string
+	encoder    *encoder
 	clock      func() time.Time
 	checkEvery time.Duration
 	maxBatch   int
@@ -214,8 +215,8 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 	b := &aggregateBuffer{
 		log:          mgr.Logger(),
 		res:          mgr,
-		folder:       newFolder(engine, ac.origin, mgr),
-		origin:       ac.origin,
+		folder:       newFolder(engine, ac, newFoldStats(mgr.Metrics()), newInvalidLog(mgr.Logger())),
+		encoder:      newEncoder(ac.output, mgr),
 		clock:        clock,
 		wake:         make(chan struct{}, 1),
 		delivered:    math.MinInt64,
@@ -371,14 +372,9 @@ func (b *aggregateBuffer) flush(now time.Time) {
 	}
 	b.frontierGaug.Set(frontier)
 	b.folder.stats.openSeries.Set(int64(b.folder.engine.OpenSeries()))
-	b.folder.stats.emitted.Incr(int64(len(aggs)))
 	mark := &flushMark{frontier: frontier}
 	b.flushes = append(b.flushes, mark)
-	for chunk := range slices.Chunk(aggs, b.maxBatch) {
-		batch := make(service.MessageBatch, len(chunk))
-		for i := range chunk {
-			batch[i] = encodeAggregate(&chunk[i], b.origin, now)
-		}
+	for batch := range slices.Chunk(b.encoder.encode(aggs, now), b.maxBatch) {
 		b.queue = append(b.queue, &outChunk{flush: mark, batch: batch})
 		mark.pending++
 	}

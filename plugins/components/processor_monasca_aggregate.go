@@ -26,6 +26,7 @@ stream whose windows span several batches must use the `+"`monasca_aggregate`"+`
 The output messages carry the same content and metadata as the buffer's.
 `).
 		Fields(aggregationFields()...).
+		LintRule(aggregationLintRule).
 		Example("Unit-testing a specifications file", "Feed a batch of metrics and assert the aggregates with `monasca-connect test`.", `
 pipeline:
   processors:
@@ -43,10 +44,10 @@ func init() {
 }
 
 type aggregateProcessor struct {
-	config *aggregationConfig
-	res    *service.Resources
-	stats  *foldStats
-	log    *invalidLog
+	config  *aggregationConfig
+	stats   *foldStats
+	log     *invalidLog
+	encoder *encoder
 
 	mu sync.Mutex
 }
@@ -60,10 +61,10 @@ func newAggregateProcessorFromConfig(conf *service.ParsedConfig, mgr *service.Re
 		return nil, err
 	}
 	return &aggregateProcessor{
-		config: ac,
-		res:    mgr,
-		stats:  newFoldStats(mgr.Metrics()),
-		log:    &invalidLog{log: mgr.Logger(), every: 10 * time.Second},
+		config:  ac,
+		stats:   newFoldStats(mgr.Metrics()),
+		log:     newInvalidLog(mgr.Logger()),
+		encoder: newEncoder(ac.output, mgr),
 	}, nil
 }
 
@@ -75,17 +76,10 @@ func (p *aggregateProcessor) ProcessBatch(_ context.Context, batch service.Messa
 	if err != nil {
 		return nil, err
 	}
-	f := &folder{engine: engine, origin: p.config.origin, stats: p.stats, log: p.log}
-	f.foldBatch(batch)
-	aggs := engine.FlushAll(nil)
-	p.stats.emitted.Incr(int64(len(aggs)))
-	if len(aggs) == 0 {
+	newFolder(engine, p.config, p.stats, p.log).foldBatch(batch)
+	out := p.encoder.encode(engine.FlushAll(nil), time.Now())
+	if len(out) == 0 {
 		return nil, nil
-	}
-	now := time.Now()
-	out := make(service.MessageBatch, len(aggs))
-	for i := range aggs {
-		out[i] = encodeAggregate(&aggs[i], p.config.origin, now)
 	}
 	return []service.MessageBatch{out}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
@@ -70,6 +71,16 @@ type AddResult struct {
 	// windows the metric went into, zero when none: once the frontier reaches
 	// it, every aggregate the metric contributed to has been flushed.
 	CloseAt int64
+}
+
+// Merge adds the outcome of another Add, for input that became several
+// metrics (monasca-transform's record fan-out).
+func (r *AddResult) Merge(o AddResult) {
+	r.Matched += o.Matched
+	r.Late += o.Late
+	r.Replayed += o.Replayed
+	r.Future = r.Future || o.Future
+	r.CloseAt = max(r.CloseAt, o.CloseAt)
 }
 
 // Engine folds metrics into windows and flushes the windows the watermark has
@@ -387,13 +398,20 @@ func (in *interner) str(id uint32) string { return in.list[id] }
 // emit appends the aggregates of one closed window of the rule: one row per
 // group, then the rule's Combiner, Rollup and naming.
 func (e *Engine) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
-	// Groups are visited in the order of their keys, so output is
-	// deterministic whatever the map order.
+	// Groups are visited in the order of tenant, then group values, so
+	// output is deterministic whatever the map or arrival order.
 	keys := make([]string, 0, len(w.index))
 	for key := range w.index {
 		keys = append(keys, key)
 	}
-	slices.Sort(keys)
+	slices.SortFunc(keys, func(a, b string) int {
+		ta, na := binary.Uvarint([]byte(a[:min(len(a), binary.MaxVarintLen32)]))
+		tb, nb := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen32)]))
+		if c := strings.Compare(e.tenants.str(uint32(ta)), e.tenants.str(uint32(tb))); c != 0 {
+			return c
+		}
+		return strings.Compare(a[na:], b[nb:])
+	})
 	rows := make([]Row, 0, len(keys))
 	for _, key := range keys {
 		s := w.series(w.index[key])
