@@ -1,0 +1,291 @@
+package recordstore
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+)
+
+// conformanceDir returns the monasca-transform conformance dataset
+// ($MONASCA_CONFORMANCE_DIR, by default the shared checkout next to the
+// repository), or skips the test when it is not there. The dataset is not
+// copied into the repository.
+func conformanceDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("MONASCA_CONFORMANCE_DIR")
+	if dir == "" {
+		dir = filepath.Join("..", "..", "..", "shared", "conformance", "monasca-transform")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cases.json")); err != nil {
+		t.Skipf("conformance dataset not found (set MONASCA_CONFORMANCE_DIR): %v", err)
+	}
+	return dir
+}
+
+// conformanceCase is the part of a case of cases.json these tests read.
+type conformanceCase struct {
+	ID                 string   `json:"id"`
+	Stage              string   `json:"stage"`
+	Data               []string `json:"data"`
+	PreTransformSpecs  string   `json:"pre_transform_specs"`
+	TransformSpecs     string   `json:"transform_specs"`
+	Expected           []expectedMetric
+	DroppedByInsertion []expectedMetric `json:"dropped_by_insert_validation"`
+}
+
+type expectedMetric struct {
+	MetricID   string            `json:"metric_id"`
+	Dimensions map[string]string `json:"dimensions"`
+	ValueMeta  struct {
+		RecordCount float64 `json:"record_count"`
+		First       string  `json:"firstrecord_timestamp_string"`
+	} `json:"value_meta"`
+}
+
+func readCases(t *testing.T, dir string) []conformanceCase {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "cases.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []conformanceCase
+	if err := json.Unmarshal(b, &cases); err != nil {
+		t.Fatal(err)
+	}
+	return cases
+}
+
+// jsonLines returns the non-blank lines of a file.
+func jsonLines(t *testing.T, path string) [][]byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines [][]byte
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+			lines = append(lines, bytes.Clone(line))
+		}
+	}
+	return lines
+}
+
+// readPreTransformSpecs reads a pre_transform_specs file as Specs.
+func readPreTransformSpecs(t *testing.T, path string) []Spec {
+	t.Helper()
+	var specs []Spec
+	for _, line := range jsonLines(t, path) {
+		var s struct {
+			EventType string   `json:"event_type"`
+			MetricIDs []string `json:"metric_id_list"`
+			Required  []string `json:"required_raw_fields_list"`
+			Params    struct {
+				Region string `json:"set_default_region_to"`
+				Zone   string `json:"set_default_zone_to"`
+			} `json:"event_processing_params"`
+		}
+		if err := json.Unmarshal(line, &s); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		specs = append(specs, Spec{EventType: s.EventType, MetricIDs: s.MetricIDs, RequiredFields: s.Required, DefaultRegion: s.Params.Region, DefaultZone: s.Params.Zone})
+	}
+	return specs
+}
+
+// usageOf maps the metric_id of each transform spec to its usage component
+// and, for fetch_quantity_util, the event type whose records it counts.
+func usageOf(t *testing.T, path string) map[string][2]string {
+	t.Helper()
+	out := map[string][2]string{}
+	for _, line := range jsonLines(t, path) {
+		var s struct {
+			MetricID string `json:"metric_id"`
+			Params   struct {
+				Pipeline struct {
+					Usage string `json:"usage"`
+				} `json:"aggregation_pipeline"`
+				UtilQuantity string `json:"usage_fetch_util_quantity_event_type"`
+			} `json:"aggregation_params_map"`
+		}
+		if err := json.Unmarshal(line, &s); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		out[s.MetricID] = [2]string{s.Params.Pipeline.Usage, s.Params.UtilQuantity}
+	}
+	return out
+}
+
+// TestConformanceRecordCounts converts the input of every stage-1 case with
+// its pre-transform specs and checks, for every expected output, that the
+// records of its metric_id, hour and group are as many as the output's
+// record_count. That exercises the join on event_type, the required
+// fields, the fan-out and the derivation of host and tenant_id (by which
+// the per-host and per-project outputs are grouped).
+func TestConformanceRecordCounts(t *testing.T) {
+	dir := conformanceDir(t)
+	checked := 0
+	for _, c := range readCases(t, dir) {
+		if c.PreTransformSpecs == "" || len(c.Expected) == 0 {
+			continue
+		}
+		t.Run(c.ID, func(t *testing.T) {
+			conv, err := NewConverter(readPreTransformSpecs(t, filepath.Join(dir, c.PreTransformSpecs)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			usage := usageOf(t, filepath.Join(dir, c.TransformSpecs))
+			// The records, their strings copied.
+			var records []map[string]string
+			var times []int64
+			dec := monasca.Decoder{KeepMaps: true}
+			var m monasca.Metric
+			var recs []monasca.Metric
+			for _, path := range c.Data {
+				for _, line := range jsonLines(t, filepath.Join(dir, path)) {
+					if err := dec.Decode(line, &m); err != nil {
+						t.Fatalf("%s: %v", path, err)
+					}
+					recs, _ = conv.Convert(&m, recs[:0])
+					for _, r := range recs {
+						fields := map[string]string{}
+						for _, d := range r.Dimensions {
+							fields[strings.Clone(d.Key)] = strings.Clone(d.Value)
+						}
+						records = append(records, fields)
+						times = append(times, r.Timestamp)
+					}
+				}
+			}
+			for _, e := range c.Expected {
+				first, err := time.Parse(timestampLayout, e.ValueMeta.First)
+				if err != nil {
+					t.Fatal(err)
+				}
+				hour := first.Truncate(time.Hour).UnixMilli()
+				u := usage[e.MetricID]
+				n := 0
+				for i, r := range records {
+					if r[KeyMetricID] != e.MetricID || times[i] < hour || times[i] >= hour+3600_000 ||
+						u[0] == "fetch_quantity_util" && r[KeyEventType] != u[1] || !inGroup(r, e.Dimensions) {
+						continue
+					}
+					n++
+				}
+				if u[0] == "calculate_rate" {
+					// Its record count adds the oldest and the latest
+					// passes over the same records.
+					n *= 2
+				}
+				if float64(n) != e.ValueMeta.RecordCount {
+					t.Errorf("%s %v: %d records, want %v", e.MetricID, e.Dimensions, n, e.ValueMeta.RecordCount)
+				}
+				checked++
+			}
+		})
+	}
+	if checked == 0 {
+		t.Error("no expected output checked")
+	}
+}
+
+// inGroup reports whether a record belongs to the group of an output with
+// the given dimensions: "all" stands for every value, and the other
+// dimensions name record fields.
+func inGroup(r, dims map[string]string) bool {
+	for k, v := range dims {
+		if v == "all" || k == "aggregation_period" {
+			continue
+		}
+		field := PrefixDimensions + k
+		switch k {
+		case "host":
+			field = KeyHost
+		case "project_id":
+			field = KeyTenantID
+		}
+		if r[field] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// TestConformanceInstanceUsage decodes every instance-usage row of the
+// dataset and checks, for the stage-2 cases that are not rates, that the
+// rows of each metric_id hold as many records as its expected outputs
+// (including those the insert step drops) add up to.
+func TestConformanceInstanceUsage(t *testing.T) {
+	dir := conformanceDir(t)
+	for _, c := range readCases(t, dir) {
+		if c.Stage != "second" {
+			continue
+		}
+		t.Run(c.ID, func(t *testing.T) {
+			usage := usageOf(t, filepath.Join(dir, c.TransformSpecs))
+			records := map[string]int64{}
+			var m monasca.Metric
+			for _, path := range c.Data {
+				for _, line := range jsonLines(t, filepath.Join(dir, path)) {
+					p, err := DecodeInstanceUsage(line, &m)
+					if err != nil {
+						t.Fatalf("%s: %v\n%s", path, err, line)
+					}
+					date, _ := m.Dimension("usage_date")
+					hour, _ := m.Dimension("usage_hour")
+					if want, _ := time.Parse("2006-01-02 15", date+" "+hour); m.Timestamp != want.UnixMilli() {
+						t.Errorf("%s: timestamp %d, want %s %s:00", m.Name, m.Timestamp, date, hour)
+					}
+					if p.FirstTime > p.LastTime && usage[m.Name][0] != "calculate_rate" {
+						t.Errorf("%s: first %d after last %d", m.Name, p.FirstTime, p.LastTime)
+					}
+					records[m.Name] += p.Records
+				}
+			}
+			want := map[string]int64{}
+			for _, e := range append(c.Expected, c.DroppedByInsertion...) {
+				want[e.MetricID] += int64(e.ValueMeta.RecordCount)
+			}
+			for id, n := range want {
+				if usage[id][0] != "calculate_rate" && records[id] != n {
+					t.Errorf("%s: rows hold %d records, outputs %d", id, records[id], n)
+				}
+			}
+		})
+	}
+}
+
+// TestConformanceRateRows checks the partials of case D-stage2's rate rows:
+// oldest and latest come from processing_meta.
+func TestConformanceRateRows(t *testing.T) {
+	dir := conformanceDir(t)
+	var got [][2]float64
+	var m monasca.Metric
+	for _, line := range jsonLines(t, filepath.Join(dir, "data", "metrics_pre_hourly_data", "metrics_pre_hourly_data.jsonl")) {
+		p, err := DecodeInstanceUsage(line, &m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Name == "swift_usage_rate" {
+			got = append(got, [2]float64{p.FirstValue, p.LastValue})
+		}
+	}
+	want := [][2]float64{{7291, 6575}, {6291, 5575}, {5291, 4575}}
+	if len(got) != len(want) {
+		t.Fatalf("rate rows %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("rate row %d: oldest, latest %v, want %v", i, got[i], want[i])
+		}
+	}
+}
