@@ -3,6 +3,7 @@ package components
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -102,8 +103,8 @@ func aggregationFields() []*service.ConfigField {
 
 // aggregationLintRule requires exactly one of the two spec languages.
 const aggregationLintRule = `root = match {
-  this.exists("aggregation_specs") && (this.exists("pre_transform_specs") || this.exists("transform_specs")) => ["set either aggregation_specs or pre_transform_specs and transform_specs, not both"],
-  !this.exists("aggregation_specs") && !(this.exists("pre_transform_specs") && this.exists("transform_specs")) => ["set aggregation_specs, or both pre_transform_specs and transform_specs"],
+  this.exists("aggregation_specs") && (this.exists("pre_transform_specs") || this.exists("transform_specs")) => ["set either aggregation_specs or transform_specs, not both"],
+  !this.exists("aggregation_specs") && !this.exists("transform_specs") => ["set aggregation_specs or transform_specs"],
 }`
 
 // inputKind is what the input messages are.
@@ -161,12 +162,12 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 		if c.rules, warnings, err = monascaspec.LoadAggregationSpecs(path); err != nil {
 			return nil, fmt.Errorf("%s: %w", maFieldAggregationSpecs, err)
 		}
-	case conf.Contains(maFieldPreTransformSpecs) && conf.Contains(maFieldTransformSpecs):
+	case conf.Contains(maFieldTransformSpecs):
 		if warnings, err = c.loadTransformSpecs(conf); err != nil {
 			return nil, err
 		}
 	default:
-		return nil, fmt.Errorf("set %s, or both %s and %s", maFieldAggregationSpecs, maFieldPreTransformSpecs, maFieldTransformSpecs)
+		return nil, fmt.Errorf("set %s or %s", maFieldAggregationSpecs, maFieldTransformSpecs)
 	}
 	for _, w := range warnings {
 		log.Warnf("%s", w)
@@ -177,14 +178,25 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 	return &c, nil
 }
 
+// loadTransformSpecs reads the transform specs, and the pre-transform specs
+// unless the input is instance-usage rows, which do not go through the
+// record store.
 func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig) ([]string, error) {
-	prePath, err := conf.FieldString(maFieldPreTransformSpecs)
-	if err != nil {
-		return nil, err
-	}
 	path, err := conf.FieldString(maFieldTransformSpecs)
 	if err != nil {
 		return nil, err
+	}
+	input, err := conf.FieldString(maFieldTransformInput)
+	if err != nil {
+		return nil, err
+	}
+	var prePath string
+	if conf.Contains(maFieldPreTransformSpecs) {
+		if prePath, err = conf.FieldString(maFieldPreTransformSpecs); err != nil {
+			return nil, err
+		}
+	} else if input != transformInputInstanceUsage {
+		return nil, fmt.Errorf("%s is required with %s unless %s is %s", maFieldPreTransformSpecs, maFieldTransformSpecs, maFieldTransformInput, transformInputInstanceUsage)
 	}
 	compat, err := conf.FieldStringList(maFieldCompatibility)
 	if err != nil {
@@ -207,11 +219,17 @@ func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig) ([]st
 				compatSecondResolution, compatRateLatestIsAverage, compatRateDoubleRecordCount, compatUtilMissingIdleIsBusy)
 		}
 	}
-	specs, warnings, err := monascaspec.LoadTransformSpecs(prePath, path, opts)
-	if err != nil {
-		return warnings, err
+	var pre []byte
+	if prePath != "" {
+		if pre, err = os.ReadFile(prePath); err != nil {
+			return nil, fmt.Errorf("%s: %w", maFieldPreTransformSpecs, err)
+		}
 	}
-	input, err := conf.FieldString(maFieldTransformInput)
+	transform, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", maFieldTransformSpecs, err)
+	}
+	specs, warnings, err := monascaspec.ParseTransformSpecs(pre, transform, prePath, path, opts)
 	if err != nil {
 		return warnings, err
 	}

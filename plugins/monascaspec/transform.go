@@ -23,7 +23,9 @@ type TransformOptions struct {
 	RateLatestIsAverage bool
 	// RateDoubleRecordCount makes calculate_rate count every record twice,
 	// as the original added the record counts of its oldest and latest
-	// passes over the same records, instead of once.
+	// passes over the same records, instead of once; and the pre-hourly
+	// rate count only the records of its oldest and latest rows, as the
+	// original did, instead of all rows'.
 	RateDoubleRecordCount bool
 	// UtilMissingIdleIsBusy makes fetch_quantity_util count a group without
 	// an idle reading as 100% busy (its utilised quantity is the total), as
@@ -154,7 +156,8 @@ func LoadTransformSpecs(prePath, transformPath string, opts TransformOptions) (*
 // and transform_specs (transform); preSource and transformSource name them
 // in messages. Each file holds one JSON object per line, as the original's
 // files and database rows did (blank lines are skipped), or a JSON array of
-// objects.
+// objects. pre may be nil to compile only the pre-hourly rules, which read
+// instance-usage rows and no records.
 //
 // A stage-1 rule takes the records of its metric_id in windows of
 // aggregation_period (daily, hourly, minutely, secondly: 24h, 1h, 1m, 1s),
@@ -189,9 +192,12 @@ func LoadTransformSpecs(prePath, transformPath string, opts TransformOptions) (*
 // original would have written as "NA" or "all", and the like.
 func ParseTransformSpecs(pre, transform []byte, preSource, transformSource string, opts TransformOptions) (*TransformSpecs, []string, error) {
 	l := &transformLoad{opts: opts, pre: problems{source: preSource}, transform: problems{source: transformSource}}
-	pres := l.preTransformSpecs(pre)
+	var pres []parsedPre
 	transforms := l.transformSpecs(transform)
-	l.crossCheck(pres, transforms)
+	if pre != nil {
+		pres = l.preTransformSpecs(pre)
+		l.crossCheck(pres, transforms)
+	}
 
 	// One flat list of both files' problems, so that callers see each
 	// message once (problems.result would nest one joined error per file).
@@ -666,12 +672,16 @@ func (l *transformLoad) preHourlyRule(s *TransformSpec, level int, fn windowagg.
 			groupBy = append(groupBy, k)
 		}
 	}
-	return &windowagg.Rule{
+	rule := &windowagg.Rule{
 		Name: s.MetricID, MetricName: s.MetricID, OutputName: s.AggregatedMetricName,
 		GroupBy: groupBy, OptionalGroupBy: true, AcrossTenants: true,
 		Function: fn, Window: aggregationPeriods[level].window,
 		Namer: &insertNamer{dimensions: s.DimensionList, rolled: true},
 	}
+	if _, rate := fn.(preHourlyRate); rate && l.opts.RateDoubleRecordCount {
+		rule.Combine = edgeRecordCount{}
+	}
+	return rule
 }
 
 // usageErrors records the errors of a usage component's Compile.

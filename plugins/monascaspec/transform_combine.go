@@ -159,3 +159,16 @@ func (preHourlyRate) Result(s *windowagg.State) (float64, bool) {
 	}
 	return 100 * ((s.FirstValue - s.LastValue) / s.FirstValue), true
 }
+
+// edgeRecordCount makes a row's record count that of its oldest and its
+// latest partial only, as the original's pre-hourly rate added
+// oldest.record_count and latest.record_count (a compatibility option: the
+// other partials' records went into the rate as well).
+type edgeRecordCount struct{}
+
+func (edgeRecordCount) Combine(_ *windowagg.Rule, rows []windowagg.Row) []windowagg.Row {
+	for i := range rows {
+		rows[i].State.Records = rows[i].State.FirstRecords + rows[i].State.LastRecords
+	}
+	return rows
+}

@@ -52,9 +52,13 @@ const maxUnixMillis = 253_402_300_799_999
 // infinity to the millisecond), with FirstValue = LastValue = quantity. A
 // rate row, whose processing_meta holds oldest_timestamp_string,
 // oldest_quantity, latest_timestamp_string and latest_quantity, takes
-// FirstTime and FirstValue from the oldest ones and LastTime and LastValue
-// from the latest ones instead: the "YYYY-MM-DD HH:MM:SS" strings are UTC
-// and the quantities are strings holding numbers.
+// FirstValue and LastValue from the oldest and latest quantities (strings
+// holding numbers). Its times stay the record times when the row has them:
+// calculate_rate wrote its first record's time as the oldest string and its
+// last record's as the latest, so they order rows alike, to the millisecond
+// instead of the second, and the aggregate then reports the record times of
+// the rows it took the quantities from, as the original did. Without them
+// the "YYYY-MM-DD HH:MM:SS" UTC strings give the times.
 //
 // Like monasca-transform, which read processing_meta and extra_data_map as
 // maps of strings, a non-string entry of those maps is taken as its JSON
@@ -140,7 +144,7 @@ func DecodeInstanceUsage(b []byte, m *monasca.Metric) (windowagg.Partial, error)
 	switch {
 	case err != nil:
 		return p, fmt.Errorf("instance usage: processing_meta: %w", err)
-	case rate:
+	case rate && (firstUnix == nil || lastUnix == nil):
 		return p, nil
 	}
 	if p.FirstTime, err = unixMillis("firstrecord_timestamp_unix", firstUnix); err != nil {
@@ -149,7 +153,9 @@ func DecodeInstanceUsage(b []byte, m *monasca.Metric) (windowagg.Partial, error)
 	if p.LastTime, err = unixMillis("lastrecord_timestamp_unix", lastUnix); err != nil {
 		return p, fmt.Errorf("instance usage: %w", err)
 	}
-	p.FirstValue, p.LastValue = m.Value, m.Value
+	if !rate {
+		p.FirstValue, p.LastValue = m.Value, m.Value
+	}
 	return p, nil
 }
 
