@@ -4,8 +4,12 @@
 //
 //   - monasca-aggregator's aggregation-specifications.yaml
 //     (ParseAggregationSpecs, LoadAggregationSpecs);
-//   - monasca-transform's pre_transform_specs and transform_specs (not yet
-//     implemented).
+//   - monasca-transform's pre_transform_specs and transform_specs
+//     (ParseTransformSpecs, LoadTransformSpecs): the pre-transform specs
+//     become recordstore.Specs, which turn metrics into records, and each
+//     transform spec a rule over those records, its usage component
+//     (RegisterUsage), setters and insert step compiled into the rule's
+//     function, combiner, rollup and namer.
 //
 // Everything is checked when a file is loaded, never at run time: an unknown
 // function, a missing field or an inconsistent rollup is an error that names
