@@ -1,0 +1,317 @@
+package components
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+	"github.com/monasca-connect/monasca-connect/plugins/recordstore"
+)
+
+const (
+	mrsFieldPreTransformSpecs = "pre_transform_specs"
+	mrsFieldSecondResolution  = "second_resolution"
+)
+
+// reasonMissingRequiredField labels metrics dropped for lacking a field
+// their pre-transform spec requires; the other reasons come from the
+// decoder.
+const reasonMissingRequiredField = "missing_required_field"
+
+func recordStoreProcessorSpec() *service.ConfigSpec {
+	return service.NewConfigSpec().
+		Beta().
+		Categories("Utility").
+		Version("0.1.0").
+		Summary("Converts Monasca metrics into monasca-transform's record store, one JSON message per record, to show what transform specifications see.").
+		Description(`
+Each input message is a Monasca metric envelope. It is joined with the `+"`pre_transform_specs`"+` on
+`+"`metric.name == event_type`"+`, checked against the spec's `+"`required_raw_fields_list`"+` (each field present and not
+empty: `+"`creation_time`"+`, `+"`dimensions#<key>`"+`, `+"`meta#<key>`"+` or `+"`value_meta#<key>`"+`), and turned into one record per
+entry of the spec's `+"`metric_id_list`"+`, exactly as monasca-transform built its record store. Each record becomes one
+message, a JSON object with the record-store columns:
+
+- `+"`event_timestamp_unix`"+` (seconds, fractional), `+"`event_timestamp_string`"+` (`+"`YYYY-MM-DD HH:MM:SS`"+`), `+"`event_date`"+`,
+  `+"`event_hour`"+`, `+"`event_minute`"+`, `+"`event_second`"+`, all UTC;
+- `+"`event_type`"+` and `+"`event_quantity_name`"+` (the metric name), `+"`event_quantity`"+` (the value);
+- `+"`tenant_id`"+` (dimension tenantId, tenant_id or project_id; never meta.tenantId), `+"`user_id`"+` (meta.userId),
+  `+"`resource_uuid`"+` (dimension instanceId or resource_id), `+"`region`"+` and `+"`zone`"+` (meta, then the spec's
+  `+"`set_default_region_to`"+`/`+"`set_default_zone_to`"+`), `+"`host`"+` (dimension hostname, then value_meta.host), each the
+  first candidate present and not empty, else `+"`NA`"+`;
+- `+"`metric_group`"+` and `+"`metric_id`"+` (the transform spec the record feeds);
+- `+"`dimensions`"+`, `+"`meta`"+` and `+"`value_meta`"+`: the metric's maps, as the `+"`dimensions#<key>`"+` notation of transform specs
+  reads them (meta and value_meta values that are not strings appear as their JSON text).
+
+The output messages keep the input's metadata. Metrics that no spec selects are dropped silently, as monasca-transform
+dropped them. Invalid envelopes and metrics lacking a required field are dropped too, counted in
+`+"`monasca_records_skipped_total{reason}`"+` and logged at a limited rate.
+`).
+		Fields(
+			service.NewStringField(mrsFieldPreTransformSpecs).
+				Description("Path of a monasca-transform `pre_transform_specs` file: one JSON object per line, as the original's files and database rows hold them, or a JSON array of such objects. It is validated at start-up: an empty or repeated `event_type`, an empty `metric_id_list` or a required field of another form stops the pipeline with an error naming the specification.").
+				Example("/etc/monasca/pre_transform_specs.json"),
+			service.NewBoolField(mrsFieldSecondResolution).
+				Description("Truncate record times to whole seconds. monasca-transform ordered records by a time string of 1-second resolution for its `latest` and `oldest` operations, so records of the same second kept their arrival order; truncating reproduces that order at the cost of the milliseconds.").
+				Default(false).
+				Advanced(),
+		).
+		Example("Inspecting the record store", "Print the records that a metric stream produces for the shipped specifications.", `
+input:
+  stdin: {}
+pipeline:
+  processors:
+    - monasca_record_store:
+        pre_transform_specs: ./pre_transform_specs.json
+output:
+  stdout: {}
+`)
+}
+
+func init() {
+	service.MustRegisterProcessor("monasca_record_store", recordStoreProcessorSpec(),
+		func(conf *service.ParsedConfig, mgr *service.Resources) (service.Processor, error) {
+			return newRecordStoreProcessorFromConfig(conf, mgr)
+		})
+}
+
+type recordStoreProcessor struct {
+	skipped *service.MetricCounter
+	log     *invalidLog
+	// workers hold the per-call state: processors may be called from
+	// several goroutines, and Decoder and Converter are not safe for that.
+	workers sync.Pool
+}
+
+type recordStoreWorker struct {
+	dec     monasca.Decoder
+	metric  monasca.Metric
+	records []monasca.Metric
+	conv    *recordstore.Converter
+}
+
+func newRecordStoreProcessorFromConfig(conf *service.ParsedConfig, mgr *service.Resources) (*recordStoreProcessor, error) {
+	path, err := conf.FieldString(mrsFieldPreTransformSpecs)
+	if err != nil {
+		return nil, err
+	}
+	secondResolution, err := conf.FieldBool(mrsFieldSecondResolution)
+	if err != nil {
+		return nil, err
+	}
+	specs, err := loadPreTransformSpecs(path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", mrsFieldPreTransformSpecs, err)
+	}
+	conv, err := recordstore.NewConverter(specs, recordstore.SecondResolution(secondResolution))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", mrsFieldPreTransformSpecs, path, err)
+	}
+	p := &recordStoreProcessor{
+		skipped: mgr.Metrics().NewCounter("monasca_records_skipped_total", "reason"),
+		log:     newInvalidLog(mgr.Logger()),
+	}
+	p.workers.New = func() any {
+		return &recordStoreWorker{dec: monasca.Decoder{KeepMaps: true}, conv: conv.Clone()}
+	}
+	return p, nil
+}
+
+// Process turns one envelope into its records, or drops it.
+func (p *recordStoreProcessor) Process(_ context.Context, msg *service.Message) (service.MessageBatch, error) {
+	w := p.workers.Get().(*recordStoreWorker)
+	defer p.workers.Put(w)
+	raw, err := msg.AsBytes()
+	if err == nil {
+		err = w.dec.Decode(raw, &w.metric)
+	}
+	if err != nil {
+		p.skip(string(monasca.ReasonOf(err)), err)
+		return nil, nil
+	}
+	var out recordstore.Outcome
+	w.records, out = w.conv.Convert(&w.metric, w.records[:0])
+	switch out.Status {
+	case recordstore.Unmatched:
+		return nil, nil
+	case recordstore.MissingRequiredField:
+		p.skip(reasonMissingRequiredField, fmt.Errorf("metric %q lacks required field %q of its pre-transform spec, or has it empty", w.metric.Name, out.Field))
+		return nil, nil
+	}
+	batch := make(service.MessageBatch, len(w.records))
+	for i := range w.records {
+		b, err := encodeRecord(&w.records[i])
+		if err != nil {
+			return nil, err
+		}
+		batch[i] = msg.Copy()
+		batch[i].SetBytes(b)
+	}
+	return batch, nil
+}
+
+func (p *recordStoreProcessor) skip(reason string, err error) {
+	p.skipped.Incr(1, reason)
+	p.log.report(reason, err)
+}
+
+func (p *recordStoreProcessor) Close(context.Context) error { return nil }
+
+// recordJSON is a record in the layout of monasca-transform's record store
+// rows, whose column order it follows.
+type recordJSON struct {
+	EventTimestampUnix   float64           `json:"event_timestamp_unix"`
+	EventTimestampString string            `json:"event_timestamp_string"`
+	EventType            string            `json:"event_type"`
+	EventQuantityName    string            `json:"event_quantity_name"`
+	EventQuantity        float64           `json:"event_quantity"`
+	ResourceUUID         string            `json:"resource_uuid"`
+	TenantID             string            `json:"tenant_id"`
+	UserID               string            `json:"user_id"`
+	Region               string            `json:"region"`
+	Zone                 string            `json:"zone"`
+	Host                 string            `json:"host"`
+	EventDate            string            `json:"event_date"`
+	EventHour            string            `json:"event_hour"`
+	EventMinute          string            `json:"event_minute"`
+	EventSecond          string            `json:"event_second"`
+	MetricGroup          string            `json:"metric_group"`
+	MetricID             string            `json:"metric_id"`
+	Meta                 map[string]string `json:"meta"`
+	Dimensions           map[string]string `json:"dimensions"`
+	ValueMeta            map[string]string `json:"value_meta"`
+}
+
+// encodeRecord renders a record (see package recordstore) as JSON. The
+// maps are written with sorted keys, so equal records give equal bytes.
+func encodeRecord(r *monasca.Metric) ([]byte, error) {
+	t := time.UnixMilli(r.Timestamp).UTC()
+	j := recordJSON{
+		EventTimestampUnix:   float64(r.Timestamp) / 1000,
+		EventTimestampString: t.Format("2006-01-02 15:04:05"),
+		EventQuantity:        r.Value,
+		EventDate:            t.Format("2006-01-02"),
+		EventHour:            t.Format("15"),
+		EventMinute:          t.Format("04"),
+		EventSecond:          t.Format("05"),
+		Meta:                 map[string]string{},
+		Dimensions:           map[string]string{},
+		ValueMeta:            map[string]string{},
+	}
+	for _, d := range r.Dimensions {
+		switch d.Key {
+		case recordstore.KeyEventType:
+			j.EventType, j.EventQuantityName = d.Value, d.Value
+		case recordstore.KeyMetricID:
+			j.MetricID, j.MetricGroup = d.Value, d.Value
+		case recordstore.KeyTenantID:
+			j.TenantID = d.Value
+		case recordstore.KeyUserID:
+			j.UserID = d.Value
+		case recordstore.KeyResourceUUID:
+			j.ResourceUUID = d.Value
+		case recordstore.KeyRegion:
+			j.Region = d.Value
+		case recordstore.KeyZone:
+			j.Zone = d.Value
+		case recordstore.KeyHost:
+			j.Host = d.Value
+		default:
+			if k, ok := strings.CutPrefix(d.Key, recordstore.PrefixDimensions); ok {
+				j.Dimensions[k] = d.Value
+			} else if k, ok := strings.CutPrefix(d.Key, recordstore.PrefixMeta); ok {
+				j.Meta[k] = d.Value
+			} else if k, ok := strings.CutPrefix(d.Key, recordstore.PrefixValueMeta); ok {
+				j.ValueMeta[k] = d.Value
+			}
+		}
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(&j); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// jsonErrorLine returns the line of data at which encoding/json reported
+// err, or 1 when err has no offset.
+func jsonErrorLine(data []byte, err error) int {
+	var offset int64
+	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+		offset = se.Offset
+	} else if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+		offset = te.Offset
+	}
+	return 1 + bytes.Count(data[:min(offset, int64(len(data)))], []byte("\n"))
+}
+
+// loadPreTransformSpecs reads a pre_transform_specs file.
+//
+// It is a stopgap: package monascaspec's loader reads pre-transform specs
+// only together with transform specs, and this processor has none.
+func loadPreTransformSpecs(path string) ([]recordstore.Spec, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parsePreTransformSpecs(data, path)
+}
+
+// preTransformSpecJSON is a pre-transform spec as monasca-transform's schema
+// reads it; set_default_geolocation_to is read by the original but unused.
+type preTransformSpecJSON struct {
+	EventType             string   `json:"event_type"`
+	MetricIDList          []string `json:"metric_id_list"`
+	RequiredRawFieldsList []string `json:"required_raw_fields_list"`
+	EventProcessingParams struct {
+		SetDefaultRegionTo string `json:"set_default_region_to"`
+		SetDefaultZoneTo   string `json:"set_default_zone_to"`
+	} `json:"event_processing_params"`
+}
+
+// parsePreTransformSpecs parses pre-transform specs, one JSON object per
+// line (blank lines are skipped) or a JSON array of objects; source names
+// the data in errors, with the line of the fault.
+func parsePreTransformSpecs(data []byte, source string) ([]recordstore.Spec, error) {
+	var specs []preTransformSpecJSON
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
+		if err := json.Unmarshal(data, &specs); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", source, jsonErrorLine(data, err), err)
+		}
+	} else {
+		for i, line := range bytes.Split(data, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) == 0 {
+				continue
+			}
+			var s preTransformSpecJSON
+			if err := json.Unmarshal(line, &s); err != nil {
+				return nil, fmt.Errorf("%s:%d: %w", source, i+1, err)
+			}
+			specs = append(specs, s)
+		}
+	}
+	if len(specs) == 0 {
+		return nil, fmt.Errorf("%s: no pre-transform specifications", source)
+	}
+	out := make([]recordstore.Spec, len(specs))
+	for i, s := range specs {
+		out[i] = recordstore.Spec{
+			EventType:      s.EventType,
+			MetricIDs:      s.MetricIDList,
+			RequiredFields: s.RequiredRawFieldsList,
+			DefaultRegion:  s.EventProcessingParams.SetDefaultRegionTo,
+			DefaultZone:    s.EventProcessingParams.SetDefaultZoneTo,
+		}
+	}
+	return out, nil
+}
