@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +12,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+	"github.com/monasca-connect/monasca-connect/plugins/monascaspec"
 	"github.com/monasca-connect/monasca-connect/plugins/recordstore"
 )
 
@@ -107,9 +106,12 @@ func newRecordStoreProcessorFromConfig(conf *service.ParsedConfig, mgr *service.
 	if err != nil {
 		return nil, err
 	}
-	specs, err := loadPreTransformSpecs(path)
+	specs, warnings, err := monascaspec.LoadPreTransformSpecs(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", mrsFieldPreTransformSpecs, err)
+	}
+	for _, w := range warnings {
+		mgr.Logger().Warnf("%s", w)
 	}
 	conv, err := recordstore.NewConverter(specs, recordstore.SecondResolution(secondResolution))
 	if err != nil {
@@ -241,77 +243,4 @@ func encodeRecord(r *monasca.Metric) ([]byte, error) {
 		return nil, err
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// jsonErrorLine returns the line of data at which encoding/json reported
-// err, or 1 when err has no offset.
-func jsonErrorLine(data []byte, err error) int {
-	var offset int64
-	if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-		offset = se.Offset
-	} else if te, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-		offset = te.Offset
-	}
-	return 1 + bytes.Count(data[:min(offset, int64(len(data)))], []byte("\n"))
-}
-
-// loadPreTransformSpecs reads a pre_transform_specs file.
-//
-// It is a stopgap: package monascaspec's loader reads pre-transform specs
-// only together with transform specs, and this processor has none.
-func loadPreTransformSpecs(path string) ([]recordstore.Spec, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return parsePreTransformSpecs(data, path)
-}
-
-// preTransformSpecJSON is a pre-transform spec as monasca-transform's schema
-// reads it; set_default_geolocation_to is read by the original but unused.
-type preTransformSpecJSON struct {
-	EventType             string   `json:"event_type"`
-	MetricIDList          []string `json:"metric_id_list"`
-	RequiredRawFieldsList []string `json:"required_raw_fields_list"`
-	EventProcessingParams struct {
-		SetDefaultRegionTo string `json:"set_default_region_to"`
-		SetDefaultZoneTo   string `json:"set_default_zone_to"`
-	} `json:"event_processing_params"`
-}
-
-// parsePreTransformSpecs parses pre-transform specs, one JSON object per
-// line (blank lines are skipped) or a JSON array of objects; source names
-// the data in errors, with the line of the fault.
-func parsePreTransformSpecs(data []byte, source string) ([]recordstore.Spec, error) {
-	var specs []preTransformSpecJSON
-	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) > 0 && trimmed[0] == '[' {
-		if err := json.Unmarshal(data, &specs); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", source, jsonErrorLine(data, err), err)
-		}
-	} else {
-		for i, line := range bytes.Split(data, []byte("\n")) {
-			if len(bytes.TrimSpace(line)) == 0 {
-				continue
-			}
-			var s preTransformSpecJSON
-			if err := json.Unmarshal(line, &s); err != nil {
-				return nil, fmt.Errorf("%s:%d: %w", source, i+1, err)
-			}
-			specs = append(specs, s)
-		}
-	}
-	if len(specs) == 0 {
-		return nil, fmt.Errorf("%s: no pre-transform specifications", source)
-	}
-	out := make([]recordstore.Spec, len(specs))
-	for i, s := range specs {
-		out[i] = recordstore.Spec{
-			EventType:      s.EventType,
-			MetricIDs:      s.MetricIDList,
-			RequiredFields: s.RequiredRawFieldsList,
-			DefaultRegion:  s.EventProcessingParams.SetDefaultRegionTo,
-			DefaultZone:    s.EventProcessingParams.SetDefaultZoneTo,
-		}
-	}
-	return out, nil
 }

@@ -196,48 +196,11 @@ func TestRecordStoreSecondResolution(t *testing.T) {
 	}
 }
 
-func TestParsePreTransformSpecs(t *testing.T) {
-	lines, err := parsePreTransformSpecs([]byte(rsSpecs), "specs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var objects []string
-	for _, line := range strings.Split(rsSpecs, "\n") {
-		if line != "" {
-			objects = append(objects, line)
-		}
-	}
-	array, err := parsePreTransformSpecs([]byte(" \n[\n"+strings.Join(objects, ",\n")+"\n]\n"), "specs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(lines) != 4 || fmt.Sprint(lines) != fmt.Sprint(array) {
-		t.Errorf("JSON lines give %+v,\nthe array %+v", lines, array)
-	}
-	if s := lines[0]; s.EventType != "cpu.total_logical_cores" || len(s.MetricIDs) != 4 || s.DefaultRegion != "W" || s.DefaultZone != "1" ||
-		!slices.Equal(s.RequiredFields, []string{"creation_time"}) {
-		t.Errorf("first spec %+v", s)
-	}
-
-	for _, tt := range []struct{ name, in, want string }{
-		{"syntax error", "{\"event_type\":\"a\",\"metric_id_list\":[\"a\"]}\n\n{\"event_type\":\"b\",}\n", "specs:3: invalid character '}'"},
-		{"wrong type", `{"event_type":"a","metric_id_list":"a"}`, "specs:1: json: cannot unmarshal string"},
-		{"data after the array", "[\n{\"event_type\":\"a\"}\n] x", "specs:3: invalid character 'x' after top-level value"},
-		{"wrong type in the array", "[\n{\"event_type\":\"a\"},\n{\"event_type\":1}]", "specs:3: json: cannot unmarshal number"},
-		{"empty", " \n", "specs: no pre-transform specifications"},
-		{"empty array", "[]", "specs: no pre-transform specifications"},
-	} {
-		if _, err := parsePreTransformSpecs([]byte(tt.in), "specs"); err == nil || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("%s: error %v, want %q", tt.name, err, tt.want)
-		}
-	}
-}
-
 func TestRecordStoreConfigErrors(t *testing.T) {
 	for name, tt := range map[string]struct{ specs, want string }{
 		"missing file": {"", "no such file"},
 		"invalid spec": {`{"event_type":"a","metric_id_list":[]}` + "\n" + `{"event_type":"a","metric_id_list":["x"],"required_raw_fields_list":["tags#x"]}`,
-			`pre-transform spec 1 (event_type "a"): metric_id_list is empty`},
+			`specification 2 ("a"): required_raw_fields_list: entry 0 ("tags#x") is not a field the record store can check`},
 	} {
 		path := filepath.Join(t.TempDir(), "missing.json")
 		if tt.specs != "" {

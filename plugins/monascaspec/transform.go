@@ -152,6 +152,47 @@ func LoadTransformSpecs(prePath, transformPath string, opts TransformOptions) (*
 	return ParseTransformSpecs(pre, transform, prePath, transformPath, opts)
 }
 
+// ParsePreTransformSpecs compiles pre_transform_specs alone, as the
+// monasca_record_store processor reads them; source names them in messages.
+func ParsePreTransformSpecs(pre []byte, source string) ([]recordstore.Spec, []string, error) {
+	l := &transformLoad{pre: problems{source: source}}
+	pres := l.preTransformSpecs(pre)
+	warnings, err := flatten(&l.pre)
+	if err != nil {
+		return nil, warnings, err
+	}
+	specs := make([]recordstore.Spec, len(pres))
+	for i, p := range pres {
+		specs[i] = p.spec
+	}
+	return specs, warnings, nil
+}
+
+// LoadPreTransformSpecs reads and compiles a pre_transform_specs file.
+func LoadPreTransformSpecs(path string) ([]recordstore.Spec, []string, error) {
+	pre, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ParsePreTransformSpecs(pre, path)
+}
+
+// flatten makes one flat list of the files' problems, so that callers see
+// each message once (problems.result would nest one joined error per file).
+func flatten(files ...*problems) ([]string, error) {
+	var warnings []string
+	var errs []error
+	for _, p := range files {
+		for _, w := range p.warnings {
+			warnings = append(warnings, p.format(w))
+		}
+		for _, e := range p.errs {
+			errs = append(errs, errors.New(p.format(e)))
+		}
+	}
+	return warnings, errors.Join(errs...)
+}
+
 // ParseTransformSpecs compiles monasca-transform's pre_transform_specs (pre)
 // and transform_specs (transform); preSource and transformSource name them
 // in messages. Each file holds one JSON object per line, as the original's
@@ -199,20 +240,9 @@ func ParseTransformSpecs(pre, transform []byte, preSource, transformSource strin
 		l.crossCheck(pres, transforms)
 	}
 
-	// One flat list of both files' problems, so that callers see each
-	// message once (problems.result would nest one joined error per file).
-	var warnings []string
-	var errs []error
-	for _, p := range []*problems{&l.pre, &l.transform} {
-		for _, w := range p.warnings {
-			warnings = append(warnings, p.format(w))
-		}
-		for _, e := range p.errs {
-			errs = append(errs, errors.New(p.format(e)))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, warnings, errors.Join(errs...)
+	warnings, err := flatten(&l.pre, &l.transform)
+	if err != nil {
+		return nil, warnings, err
 	}
 	specs := &TransformSpecs{}
 	for _, p := range pres {
@@ -312,8 +342,14 @@ func (l *transformLoad) preTransformSpec(obj jsonObject, ref *specRef) (spec rec
 		p.errorf(obj.line, at, `missing; list the fields a metric must have, e.g. ["creation_time"]`)
 	}
 	for i, field := range spec.RequiredFields {
-		if field == "" || slices.Contains(rawMapPrefixes, field) {
-			p.errorf(obj.line, at, "entry %d (%q) names no field; use a top-level field such as creation_time, or %s", i, field, rawMapFieldForms)
+		// The record store checks creation_time and the raw maps' entries;
+		// the original's other top-level columns were either always set or
+		// never, so naming one is a mistake either way.
+		if _, key, ok := strings.Cut(field, "#"); ok && key != "" && slices.Contains(rawMapPrefixes, field[:len(field)-len(key)]) {
+			continue
+		}
+		if field != "creation_time" {
+			p.errorf(obj.line, at, "entry %d (%q) is not a field the record store can check; use creation_time, or %s", i, field, rawMapFieldForms)
 		}
 	}
 

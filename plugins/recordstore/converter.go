@@ -162,9 +162,6 @@ func NewConverter(specs []Spec, opts ...Option) (*Converter, error) {
 		default:
 			c.specs[s.EventType] = cs
 		}
-		if len(s.MetricIDs) == 0 {
-			fail("metric_id_list is empty, so the spec produces no records")
-		}
 		for j, id := range s.MetricIDs {
 			switch {
 			case id == "":

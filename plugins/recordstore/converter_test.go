@@ -89,7 +89,6 @@ func TestNewConverterErrors(t *testing.T) {
 	want := []string{
 		`pre-transform spec 2 (event_type "a"): event_type repeats an earlier spec's`,
 		`pre-transform spec 3 (event_type ""): event_type is empty`,
-		`pre-transform spec 4 (event_type "b"): metric_id_list is empty`,
 		`pre-transform spec 5 (event_type "c"): metric_id_list[1] is empty`,
 		`pre-transform spec 5 (event_type "c"): metric_id_list repeats "c1"`,
 		`pre-transform spec 6 (event_type "d"): required field "": want creation_time, dimensions#<key>, meta#<key> or value_meta#<key>`,
