@@ -27,6 +27,7 @@ const (
 	maFieldIdleTimeout       = "idle_timeout"
 	maFieldDiscovery         = "partition_discovery"
 	maFieldMaxFuture         = "max_future"
+	maFieldMaxSeries         = "max_series_per_window"
 	maFieldOrigin            = "origin"
 )
 
@@ -94,6 +95,10 @@ func aggregationFields() []*service.ConfigField {
 			Description("Metrics stamped further than this ahead of the local clock are rejected and counted, so a bad clock cannot drag the watermark forward and close windows early.").
 			Default("10m").
 			Advanced(),
+		service.NewIntField(maFieldMaxSeries).
+			Description("The most series one specification may hold in one window; a metric that would start another is rejected and counted (`monasca_metrics_invalid_total{reason=\"series_limit\"}`), so that a flood of distinct dimension values cannot exhaust memory. An open series costs about 150 bytes. 0 means no limit.").
+			Default(1000000).
+			Advanced(),
 		service.NewStringField(maFieldOrigin).
 			Description("Value of the `monasca_origin` metadata key set on every aggregate. Input messages carrying the same value (for example as a Kafka header, when the output topic is also the input topic) are skipped and counted instead of being aggregated again.").
 			Default("monasca-connect").
@@ -141,6 +146,9 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 		return nil, err
 	}
 	if c.engine.MaxFuture, err = conf.FieldDuration(maFieldMaxFuture); err != nil {
+		return nil, err
+	}
+	if c.engine.MaxSeries, err = conf.FieldInt(maFieldMaxSeries); err != nil {
 		return nil, err
 	}
 	if err := c.engine.Validate(); err != nil {

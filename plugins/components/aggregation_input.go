@@ -20,6 +20,9 @@ const (
 	reasonFutureTimestamp = "timestamp_in_future"
 	// reasonInvalidInstanceUsage: an instance-usage row could not be read.
 	reasonInvalidInstanceUsage = "invalid_instance_usage"
+	// reasonSeriesLimit: the metric would have started a series beyond
+	// max_series_per_window.
+	reasonSeriesLimit = "series_limit"
 )
 
 // folder decodes input messages and folds them into an engine, counting
@@ -138,12 +141,17 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64) {
 
 // count adds what the engine did with one input message.
 func (c *foldCounts) count(r windowagg.AddResult, log *invalidLog) {
-	switch {
-	case r.Future:
+	if r.Future {
 		c.invalid(reasonFutureTimestamp, nil, log)
 		return
+	}
+	if r.Rejected > 0 {
+		c.invalid(reasonSeriesLimit, nil, log)
+	}
+	switch {
 	case r.Matched > 0:
 		c.aggregated++
+	case r.Rejected > 0:
 	case r.Late > r.Replayed:
 		c.late++
 	case r.Replayed > 0:

@@ -29,6 +29,11 @@ type Config struct {
 	// before all of them have delivered would close windows that the
 	// partitions not yet seen hold data for.
 	Discovery time.Duration
+	// MaxSeries bounds the series one rule may hold in one window: a sample
+	// that would start another is rejected (AddResult.Rejected), so that a
+	// flood of distinct dimension values cannot exhaust memory. Zero means
+	// no bound.
+	MaxSeries int
 	// MaxFuture rejects samples stamped further than this ahead of the clock;
 	// they must not drag the watermark forward and close windows early.
 	MaxFuture time.Duration
@@ -47,6 +52,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("negative lag %v", c.Lag)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("idle timeout %v must be positive", c.IdleTimeout)
+	case c.MaxSeries < 0:
+		return fmt.Errorf("negative series limit %d", c.MaxSeries)
 	case c.Discovery < 0:
 		return fmt.Errorf("negative discovery hold %v", c.Discovery)
 	case c.MaxFuture <= 0:
@@ -67,6 +74,9 @@ type AddResult struct {
 	// Future is set when the metric was rejected for a timestamp too far
 	// ahead of the clock.
 	Future bool
+	// Rejected counts the windows that refused the metric because it would
+	// have started a series beyond Config.MaxSeries.
+	Rejected int
 	// CloseAt is the largest close time (window end plus lag, epoch ms) of the
 	// windows the metric went into, zero when none: once the frontier reaches
 	// it, every aggregate the metric contributed to has been flushed.
@@ -80,6 +90,7 @@ func (r *AddResult) Merge(o AddResult) {
 	r.Late += o.Late
 	r.Replayed += o.Replayed
 	r.Future = r.Future || o.Future
+	r.Rejected += o.Rejected
 	r.CloseAt = max(r.CloseAt, o.CloseAt)
 }
 
@@ -255,6 +266,10 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		}
 		e.keyBuf = appendSeriesKey(e.keyBuf[:0], e.tenants.id(tenant), m, r.GroupBy)
 		idx, ok := w.index[string(e.keyBuf)]
+		if !ok && e.cfg.MaxSeries > 0 && int(w.n) >= e.cfg.MaxSeries {
+			res.Rejected++
+			continue
+		}
 		if !ok {
 			idx = w.newSeries(e.regions.id(m.Region))
 			w.index[string(e.keyBuf)] = idx

@@ -1,6 +1,7 @@
 package windowagg
 
 import (
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -415,5 +416,35 @@ func TestDiscoveryHoldsTheWatermarkForNewSources(t *testing.T) {
 	out, _ := e.Flush(nil)
 	if len(out) != 2 || out[0].Value != 110 {
 		t.Fatalf("want the first two windows with both partitions, got %+v", out)
+	}
+}
+
+func TestSeriesLimitBoundsOpenSeries(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0)}
+	const limit = 1000
+	e, err := New(Config{Window: 10 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour, MaxSeries: limit, Clock: clock.Now},
+		[]Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "count"), GroupBy: []string{"id"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metric("m", t0, 1, "t", "id", "")
+	rejected := 0
+	for i := 0; i < 1_000_000; i++ {
+		m.Dimensions[0].Value = fmt.Sprintf("series-%07d", i)
+		rejected += e.Add(p0, m).Rejected
+	}
+	if e.OpenSeries() != limit || rejected != 1_000_000-limit {
+		t.Fatalf("open series %d, rejected %d", e.OpenSeries(), rejected)
+	}
+	// A series already open still takes samples.
+	m.Dimensions[0].Value = "series-0000000"
+	if r := e.Add(p0, m); r.Matched != 1 || r.Rejected != 0 {
+		t.Fatalf("existing series refused: %+v", r)
+	}
+	// The next window has room again.
+	m.Timestamp = t0 + 10_000
+	m.Dimensions[0].Value = "series-0999999"
+	if r := e.Add(p0, m); r.Matched != 1 {
+		t.Fatalf("next window refused: %+v", r)
 	}
 }
