@@ -28,6 +28,8 @@ const (
 	maFieldDiscovery         = "partition_discovery"
 	maFieldMaxFuture         = "max_future"
 	maFieldMaxSeries         = "max_series_per_window"
+	maFieldLatePolicy        = "late_policy"
+	maFieldAllowedLateness   = "allowed_lateness"
 	maFieldOrigin            = "origin"
 )
 
@@ -35,6 +37,12 @@ const (
 const (
 	transformInputMetrics       = "metrics"
 	transformInputInstanceUsage = "instance_usage"
+)
+
+// Values of late_policy.
+const (
+	latePolicyDrop    = "drop"
+	latePolicyCorrect = "correct"
 )
 
 // Values of compatibility: each reproduces one behaviour of
@@ -84,6 +92,15 @@ func aggregationFields() []*service.ConfigField {
 		service.NewDurationField(maFieldWindowLag).
 			Description("How far the watermark must pass the end of a window before the window closes: the time allowed for out-of-order metrics (monasca-transform: `late_metric_slack_time`). A metric for a closed window is late: it is counted and dropped.").
 			Default("2s"),
+		service.NewStringAnnotatedEnumField(maFieldLatePolicy, map[string]string{
+			latePolicyDrop:    "A metric for a closed window is counted (`monasca_metrics_late_total`) and dropped.",
+			latePolicyCorrect: "The state of a closed window is kept for `allowed_lateness`; a metric for it is folded in and the window's aggregates are emitted again, complete, replacing the earlier values in last-write-wins stores (`monasca_metrics_corrected_total`). Later metrics are dropped. Never a partial value: after a restart, windows emitted by the earlier run are no longer corrected.",
+		}).
+			Description("What happens to metrics for windows that have already closed.").
+			Default(latePolicyDrop),
+		service.NewDurationField(maFieldAllowedLateness).
+			Description("With `late_policy: correct`, how long after it closes a window can still be corrected. Its state stays in memory that long.").
+			Default("5m"),
 		service.NewDurationField(maFieldIdleTimeout).
 			Description("A partition that has delivered nothing for this long no longer holds the watermark back; when every partition has been quiet this long, all open windows close. Keep it above the time a consumer needs to rejoin its group, and above the pipeline's shutdown_timeout, or a stopping or rejoining instance closes windows before it has read their data.").
 			Default("30s"),
@@ -150,6 +167,18 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 	}
 	if c.engine.MaxSeries, err = conf.FieldInt(maFieldMaxSeries); err != nil {
 		return nil, err
+	}
+	policy, err := conf.FieldString(maFieldLatePolicy)
+	if err != nil {
+		return nil, err
+	}
+	if policy == latePolicyCorrect {
+		if c.engine.AllowedLateness, err = conf.FieldDuration(maFieldAllowedLateness); err != nil {
+			return nil, err
+		}
+		if c.engine.AllowedLateness <= 0 {
+			return nil, fmt.Errorf("%s must be positive with %s: %s", maFieldAllowedLateness, maFieldLatePolicy, latePolicyCorrect)
+		}
 	}
 	if err := c.engine.Validate(); err != nil {
 		return nil, err

@@ -43,7 +43,7 @@ type folder struct {
 // foldCounts are the outcomes of one batch, added to the Prometheus counters
 // once per batch rather than once per message.
 type foldCounts struct {
-	received, aggregated, unmatched, late, replayed, ownOutput int64
+	received, aggregated, corrected, unmatched, late, replayed, ownOutput int64
 	invalidBy                                                  map[string]int64
 }
 
@@ -51,6 +51,7 @@ type foldStats struct {
 	received   *service.MetricCounter
 	invalid    *service.MetricCounter
 	aggregated *service.MetricCounter
+	corrected  *service.MetricCounter
 	unmatched  *service.MetricCounter
 	late       *service.MetricCounter
 	replayed   *service.MetricCounter
@@ -63,6 +64,7 @@ func newFoldStats(m *service.Metrics) *foldStats {
 		received:   m.NewCounter("monasca_metrics_received_total"),
 		invalid:    m.NewCounter("monasca_metrics_invalid_total", "reason"),
 		aggregated: m.NewCounter("monasca_metrics_aggregated_total"),
+		corrected:  m.NewCounter("monasca_metrics_corrected_total"),
 		unmatched:  m.NewCounter("monasca_metrics_unmatched_total"),
 		late:       m.NewCounter("monasca_metrics_late_total"),
 		replayed:   m.NewCounter("monasca_metrics_replayed_total"),
@@ -81,10 +83,11 @@ func newFolder(engine *windowagg.Engine, c *aggregationConfig, stats *foldStats,
 }
 
 // foldBatch folds every message of batch into the engine and returns the
-// largest close time of the windows the batch went into (zero when none).
-// Bad messages are counted, logged at a limited rate and skipped; they never
-// stop the batch.
-func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64) {
+// largest close time of the windows the batch went into (zero when none),
+// and whether it corrected closed windows, whose aggregates the next flush
+// emits again. Bad messages are counted, logged at a limited rate and
+// skipped; they never stop the batch.
+func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected bool) {
 	var c foldCounts
 	for _, msg := range batch {
 		c.received++
@@ -134,9 +137,10 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64) {
 		}
 		c.count(r, f.log)
 		closeAt = max(closeAt, r.CloseAt)
+		corrected = corrected || r.Corrected > 0
 	}
 	f.record(&c)
-	return closeAt
+	return closeAt, corrected
 }
 
 // count adds what the engine did with one input message.
@@ -151,6 +155,8 @@ func (c *foldCounts) count(r windowagg.AddResult, log *invalidLog) {
 	switch {
 	case r.Matched > 0:
 		c.aggregated++
+	case r.Corrected > 0:
+		c.corrected++
 	case r.Rejected > 0:
 	case r.Late > r.Replayed:
 		c.late++
@@ -168,6 +174,7 @@ func (f *folder) record(c *foldCounts) {
 		s.invalid.Incr(n, reason)
 	}
 	s.aggregated.Incr(c.aggregated)
+	s.corrected.Incr(c.corrected)
 	s.unmatched.Incr(c.unmatched)
 	s.late.Incr(c.late)
 	s.replayed.Incr(c.replayed)

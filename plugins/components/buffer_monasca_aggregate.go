@@ -38,7 +38,8 @@ A window closes when the watermark passes its end plus `+"`window_lag`"+`. The w
 partitions (the `+"`kafka_topic`"+` and `+"`kafka_partition`"+` metadata), of the latest event time each partition has delivered, so a
 replayed backlog aggregates exactly as live data would, and a partition that Kafka serves later than the others does not see its
 data declared late. A partition silent for `+"`idle_timeout`"+` stops holding the watermark back; when every partition has been
-silent that long, all open windows close. A metric for a closed window is late: counted and dropped. A metric stamped more than
+silent that long, all open windows close. A metric for a closed window is late: counted and dropped, or, with
+`+"`late_policy: correct`"+`, folded into the window's kept state and the window's complete aggregates emitted again. A metric stamped more than
 `+"`max_future`"+` ahead of the clock is rejected, so it cannot close windows early.
 
 Each closed window is written as one Monasca envelope per series: the name and dimensions of the specification, the window start
@@ -74,8 +75,8 @@ Because acknowledgements are held for a whole window, the input must allow many 
 == Metrics
 
 `+"`monasca_metrics_received_total`"+`, `+"`monasca_metrics_invalid_total{reason}`"+`, `+"`monasca_metrics_aggregated_total`"+`,
-`+"`monasca_metrics_unmatched_total`"+`, `+"`monasca_metrics_late_total`"+`, `+"`monasca_metrics_replayed_total`"+`,
-`+"`monasca_metrics_own_output_skipped_total`"+`, `+"`monasca_aggregates_emitted_total`"+`, `+"`monasca_output_retries_total`"+`,
+`+"`monasca_metrics_unmatched_total`"+`, `+"`monasca_metrics_late_total`"+`, `+"`monasca_metrics_corrected_total`"+`, `+"`monasca_metrics_replayed_total`"+`,
+`+"`monasca_metrics_own_output_skipped_total`"+`, `+"`monasca_aggregates_emitted_total`"+`, `+"`monasca_aggregates_invalid_total`"+`, `+"`monasca_output_retries_total`"+`,
 `+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+` and `+"`monasca_frontier_ms`"+`.
 `).
 		Fields(aggregationFields()...).
@@ -154,21 +155,24 @@ type aggregateBuffer struct {
 	heldGauge    *service.MetricGauge
 	frontierGaug *service.MetricGauge
 
-	mu         sync.Mutex
-	endOfInput bool
-	wake       chan struct{}
-	queue      []*outChunk  // aggregates ready for the output, retries first
-	flushes    []*flushMark // flushes not yet fully acknowledged, in order
-	delivered  int64        // frontier of the last flush fully acknowledged
-	held       heldAcks     // input acknowledgements waiting for the frontier
+	mu           sync.Mutex
+	endOfInput   bool
+	wake         chan struct{}
+	queue        []*outChunk  // aggregates ready for the output, retries first
+	flushes      []*flushMark // flushes not yet fully acknowledged, in order
+	flushSeq     int64        // number of the last flush
+	delivered    int64        // frontier of the last flush fully acknowledged
+	deliveredSeq int64        // number of that flush
+	held         heldAcks     // input acknowledgements waiting for delivery
 
 	settleMu sync.Mutex // serialises saving the frontier and releasing acks
 	saved    int64      // frontier known to be saved (or delivered, without a cache)
 }
 
-// flushMark is one Flush of the engine: the frontier it reached and how many
-// of its output chunks still await acknowledgement.
+// flushMark is one Flush of the engine: its number, the frontier it reached
+// and how many of its output chunks still await acknowledgement.
 type flushMark struct {
+	seq      int64
 	frontier int64
 	pending  int
 }
@@ -181,8 +185,13 @@ type outChunk struct {
 	retryAt  time.Time
 }
 
+// heldAck is the acknowledgement of an input batch, released once the
+// delivered frontier has reached closeAt (the windows it went into were
+// emitted) and flush seq has been delivered (the corrections it caused were
+// emitted).
 type heldAck struct {
 	closeAt int64
+	seq     int64
 	ack     service.AckFunc
 }
 
@@ -314,13 +323,18 @@ func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageB
 		return nil
 	}
 	b.mu.Lock()
-	closeAt := b.folder.foldBatch(batch)
-	if closeAt != 0 {
-		heap.Push(&b.held, heldAck{closeAt: closeAt, ack: ack})
+	closeAt, corrected := b.folder.foldBatch(batch)
+	hold := closeAt != 0 || corrected
+	if hold {
+		h := heldAck{closeAt: closeAt, ack: ack}
+		if corrected {
+			h.seq = b.flushSeq + 1 // the next flush emits the corrections
+		}
+		heap.Push(&b.held, h)
 		b.heldGauge.Set(int64(len(b.held)))
 	}
 	b.mu.Unlock()
-	if closeAt == 0 {
+	if !hold {
 		return ack(ctx, nil)
 	}
 	return nil
@@ -367,12 +381,13 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 func (b *aggregateBuffer) flush(now time.Time) {
 	before := b.folder.engine.Frontier()
 	aggs, frontier := b.folder.engine.Flush(nil)
-	if frontier == before {
+	if frontier == before && len(aggs) == 0 {
 		return
 	}
 	b.frontierGaug.Set(frontier)
 	b.folder.stats.openSeries.Set(int64(b.folder.engine.OpenSeries()))
-	mark := &flushMark{frontier: frontier}
+	b.flushSeq++
+	mark := &flushMark{seq: b.flushSeq, frontier: frontier}
 	b.flushes = append(b.flushes, mark)
 	for batch := range slices.Chunk(b.encoder.encode(aggs, now), b.maxBatch) {
 		b.queue = append(b.queue, &outChunk{flush: mark, batch: batch})
@@ -442,10 +457,10 @@ func (b *aggregateBuffer) settle(ctx context.Context) {
 
 	b.mu.Lock()
 	for len(b.flushes) > 0 && b.flushes[0].pending == 0 {
-		b.delivered = b.flushes[0].frontier
+		b.delivered, b.deliveredSeq = b.flushes[0].frontier, b.flushes[0].seq
 		b.flushes = b.flushes[1:]
 	}
-	target := b.delivered
+	target, deliveredSeq := b.delivered, b.deliveredSeq
 	waiting := len(b.held) > 0 && b.held[0].closeAt <= target
 	b.mu.Unlock()
 
@@ -461,7 +476,7 @@ func (b *aggregateBuffer) settle(ctx context.Context) {
 
 	var release []service.AckFunc
 	b.mu.Lock()
-	for len(b.held) > 0 && b.held[0].closeAt <= b.saved {
+	for len(b.held) > 0 && b.held[0].closeAt <= b.saved && b.held[0].seq <= deliveredSeq {
 		release = append(release, heap.Pop(&b.held).(heldAck).ack)
 	}
 	b.heldGauge.Set(int64(len(b.held)))

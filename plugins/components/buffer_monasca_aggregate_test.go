@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -353,4 +354,31 @@ func BenchmarkBufferWriteBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)*1024/b.Elapsed().Seconds(), "metrics/s")
+}
+
+func TestBufferCorrectsLateDataAndHoldsItUntilTheCorrectionIsDelivered(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(t0 + 13_000)
+	b := newTestBuffer(t, clock, "late_policy: correct\nallowed_lateness: 1m")
+	write(t, b, envelope("cpu", "h1", t0+1_000, 1))
+	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
+	_, ack := read(t, b)
+	_ = ack(context.Background(), nil)
+
+	late := write(t, b, envelope("cpu", "h2", t0+2_000, 5))
+	if late.acked() {
+		t.Fatal("late input acknowledged before its correction was delivered")
+	}
+	batch, ack := read(t, b)
+	if len(batch) != 1 {
+		t.Fatalf("want the corrected aggregate, got %d", len(batch))
+	}
+	raw, _ := batch[0].AsBytes()
+	if !strings.Contains(string(raw), `"timestamp":1704067200000,"value":6,`) {
+		t.Fatalf("correction is not the complete value: %s", raw)
+	}
+	_ = ack(context.Background(), nil)
+	if !late.acked() {
+		t.Fatal("late input not released after its correction was delivered")
+	}
 }

@@ -29,6 +29,11 @@ type Config struct {
 	// before all of them have delivered would close windows that the
 	// partitions not yet seen hold data for.
 	Discovery time.Duration
+	// AllowedLateness keeps the state of closed windows for this long after
+	// they close: a late sample for such a window is folded in and the
+	// window's aggregates are emitted again, complete (AddResult.Corrected).
+	// Zero drops late samples (AddResult.Late).
+	AllowedLateness time.Duration
 	// MaxSeries bounds the series one rule may hold in one window: a sample
 	// that would start another is rejected (AddResult.Rejected), so that a
 	// flood of distinct dimension values cannot exhaust memory. Zero means
@@ -52,6 +57,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("negative lag %v", c.Lag)
 	case c.IdleTimeout <= 0:
 		return fmt.Errorf("idle timeout %v must be positive", c.IdleTimeout)
+	case c.AllowedLateness < 0:
+		return fmt.Errorf("negative allowed lateness %v", c.AllowedLateness)
 	case c.MaxSeries < 0:
 		return fmt.Errorf("negative series limit %d", c.MaxSeries)
 	case c.Discovery < 0:
@@ -66,8 +73,13 @@ func (c *Config) Validate() error {
 type AddResult struct {
 	// Matched counts the rule windows the metric was folded into.
 	Matched int
-	// Late counts the rules whose window for the metric had already closed.
+	// Late counts the rules whose window for the metric had already closed
+	// and was no longer kept for corrections.
 	Late int
+	// Corrected counts the rules whose window had closed but was still kept
+	// (Config.AllowedLateness): the metric was folded in, and the window's
+	// aggregates are emitted again, complete, by the next Flush.
+	Corrected int
 	// Replayed counts, among Late, the windows that were closed before a
 	// Restore: the metric is a replay of input that was already emitted.
 	Replayed int
@@ -88,6 +100,7 @@ type AddResult struct {
 func (r *AddResult) Merge(o AddResult) {
 	r.Matched += o.Matched
 	r.Late += o.Late
+	r.Corrected += o.Corrected
 	r.Replayed += o.Replayed
 	r.Future = r.Future || o.Future
 	r.Rejected += o.Rejected
@@ -98,9 +111,10 @@ func (r *AddResult) Merge(o AddResult) {
 // passed. It is not safe for concurrent use: the caller serialises Add, Flush
 // and Restore.
 type Engine struct {
-	cfg    Config
-	clock  func() time.Time
-	lag    int64
+	cfg      Config
+	clock    func() time.Time
+	lag      int64
+	lateness int64 // AllowedLateness, ms
 	rules  []*ruleState
 	byName map[string][]*ruleState
 
@@ -139,6 +153,8 @@ type ruleState struct {
 	Rule
 	size    int64 // window size, ms
 	windows map[int64]*window
+	// closed keeps emitted windows for Config.AllowedLateness.
+	closed map[int64]*window
 }
 
 // window holds the series of one rule in one window. Series live in
@@ -147,6 +163,7 @@ type ruleState struct {
 // the whole set.
 type window struct {
 	start  int64
+	dirty  bool // closed, and changed since it was last emitted
 	index  map[string]int32 // series key -> series number
 	chunks [][]series
 	n      int32 // number of series
@@ -188,6 +205,7 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 		cfg:      cfg,
 		clock:    cfg.Clock,
 		lag:      cfg.Lag.Milliseconds(),
+		lateness: cfg.AllowedLateness.Milliseconds(),
 		byName:   map[string][]*ruleState{},
 		sources:  map[Source]*source{},
 		frontier: math.MinInt64,
@@ -205,7 +223,7 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 		if size == 0 {
 			size = cfg.Window
 		}
-		rs := &ruleState{Rule: r, size: size.Milliseconds(), windows: map[int64]*window{}}
+		rs := &ruleState{Rule: r, size: size.Milliseconds(), windows: map[int64]*window{}, closed: map[int64]*window{}}
 		e.rules = append(e.rules, rs)
 		e.byName[r.MetricName] = append(e.byName[r.MetricName], rs)
 	}
@@ -248,17 +266,28 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		}
 		start := floorDiv(m.Timestamp, r.size) * r.size
 		closeAt := start + r.size + e.lag
-		if closeAt <= e.frontier {
-			res.Late++
-			if closeAt <= e.restored {
-				res.Replayed++
+		var w *window
+		switch {
+		case closeAt > e.frontier:
+			if w = r.windows[start]; w == nil {
+				w = &window{start: start, index: map[string]int32{}}
+				r.windows[start] = w
 			}
+		case closeAt <= e.restored:
+			// Emitted by an earlier run, whose state is gone: folding the
+			// sample in would emit a partial value.
+			res.Late++
+			res.Replayed++
 			continue
-		}
-		w := r.windows[start]
-		if w == nil {
-			w = &window{start: start, index: map[string]int32{}}
-			r.windows[start] = w
+		case closeAt+e.lateness > e.frontier:
+			if w = r.closed[start]; w == nil {
+				// Closed without data: this sample is all it has.
+				w = &window{start: start, index: map[string]int32{}}
+				r.closed[start] = w
+			}
+		default:
+			res.Late++
+			continue
 		}
 		tenant := m.TenantID
 		if r.AcrossTenants {
@@ -276,6 +305,11 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 			e.open++
 		}
 		w.series(idx).state.AddPartial(m.Value, p)
+		if closeAt <= e.frontier {
+			w.dirty = true
+			res.Corrected++
+			continue
+		}
 		res.Matched++
 		res.CloseAt = max(res.CloseAt, closeAt)
 	}
@@ -295,33 +329,41 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 func (e *Engine) Flush(dst []Aggregate) ([]Aggregate, int64) {
 	now := e.clock()
 	wm, ok := e.watermark(now)
-	if ok && now.Sub(e.discovered) < e.cfg.Discovery {
-		return dst, e.frontier
-	}
-	if !ok {
-		if e.open == 0 {
-			return dst, e.frontier
-		}
+	switch {
+	case ok && now.Sub(e.discovered) < e.cfg.Discovery:
+		wm = e.frontier
+	case !ok && e.anyOpen():
 		wm = e.lastCloseAt()
+	case !ok:
+		wm = e.frontier
 	}
 	return e.closeThrough(wm, dst), e.frontier
+}
+
+func (e *Engine) anyOpen() bool {
+	for _, r := range e.rules {
+		if len(r.windows) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // FlushAll closes every open window, whatever the watermark, as at the end
 // of a finite input.
 func (e *Engine) FlushAll(dst []Aggregate) []Aggregate {
-	if e.open == 0 {
-		return dst
+	wm := e.frontier
+	if e.anyOpen() {
+		wm = e.lastCloseAt()
 	}
-	return e.closeThrough(e.lastCloseAt(), dst)
+	return e.closeThrough(wm, dst)
 }
 
 // closeThrough closes the windows whose close time is at or before wm.
+// closeThrough emits the corrections of closed windows that late samples
+// changed, then closes the windows whose close time is at or before wm, and
+// drops the closed windows kept longer than the allowed lateness.
 func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
-	if wm <= e.frontier {
-		return dst
-	}
-	e.frontier = wm
 	type closing struct {
 		closeAt int64
 		rule    int
@@ -329,10 +371,26 @@ func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
 	}
 	var due []closing
 	for i, r := range e.rules {
-		for start, w := range r.windows {
-			if closeAt := start + r.size + e.lag; closeAt <= wm {
-				due = append(due, closing{closeAt, i, w})
-				delete(r.windows, start)
+		for start, w := range r.closed {
+			if w.dirty {
+				w.dirty = false
+				due = append(due, closing{start + r.size + e.lag, i, w})
+			}
+		}
+	}
+	if wm > e.frontier {
+		e.frontier = wm
+		for i, r := range e.rules {
+			for start, w := range r.windows {
+				if closeAt := start + r.size + e.lag; closeAt <= wm {
+					due = append(due, closing{closeAt, i, w})
+					delete(r.windows, start)
+					if e.lateness > 0 {
+						r.closed[start] = w
+					} else {
+						e.open -= int(w.n)
+					}
+				}
 			}
 		}
 	}
@@ -344,7 +402,14 @@ func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
 	})
 	for _, c := range due {
 		dst = e.emit(e.rules[c.rule], c.w, dst)
-		e.open -= int(c.w.n)
+	}
+	for _, r := range e.rules {
+		for start, w := range r.closed {
+			if start+r.size+e.lag+e.lateness <= e.frontier {
+				delete(r.closed, start)
+				e.open -= int(w.n)
+			}
+		}
 	}
 	return dst
 }
@@ -364,7 +429,8 @@ func (e *Engine) Restore(frontier int64) {
 // Frontier returns the close time up to which every window has been flushed.
 func (e *Engine) Frontier() int64 { return e.frontier }
 
-// OpenSeries returns the number of series held in open windows.
+// OpenSeries returns the number of series held, in open windows and in
+// closed windows kept for corrections.
 func (e *Engine) OpenSeries() int { return e.open }
 
 func (e *Engine) watermark(now time.Time) (int64, bool) {

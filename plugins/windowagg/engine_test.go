@@ -448,3 +448,38 @@ func TestSeriesLimitBoundsOpenSeries(t *testing.T) {
 		t.Fatalf("next window refused: %+v", r)
 	}
 }
+
+func TestLateSamplesCorrectClosedWindowsWithCompleteValues(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
+	e, err := New(Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: time.Minute,
+		AllowedLateness: 30 * time.Second, MaxFuture: time.Hour, Clock: clock.Now},
+		[]Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum"), GroupBy: []string{"host"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Add(p0, metric("m", t0+1_000, 1, "t", "host", "a"))
+	e.Add(p0, metric("m", t0+2_000, 2, "t", "host", "a"))
+	e.Add(p0, metric("m", t0+13_000, 0, "t", "host", "a"))
+	if out, _ := e.Flush(nil); len(out) != 1 || out[0].Value != 3 {
+		t.Fatalf("first emission: %+v", out)
+	}
+	// Late samples: one for the emitted series, one for a new series of the
+	// closed window.
+	if r := e.Add(p0, metric("m", t0+3_000, 4, "t", "host", "a")); r.Corrected != 1 || r.Late != 0 || r.Matched != 0 {
+		t.Fatalf("late sample: %+v", r)
+	}
+	e.Add(p0, metric("m", t0+4_000, 10, "t", "host", "b"))
+	out, _ := e.Flush(nil)
+	if len(out) != 2 || out[0].Value != 7 || out[0].Count != 3 || out[1].Value != 10 || out[0].WindowStart != t0 {
+		t.Fatalf("correction must carry complete values: %+v", out)
+	}
+	if out, _ := e.Flush(nil); len(out) != 0 {
+		t.Fatalf("an unchanged window was emitted again: %+v", out)
+	}
+	// Past the allowed lateness the window is gone: late samples are dropped.
+	e.Add(p0, metric("m", t0+45_000, 0, "t", "host", "a"))
+	e.Flush(nil)
+	if r := e.Add(p0, metric("m", t0+5_000, 1, "t", "host", "a")); r.Late != 1 || r.Corrected != 0 {
+		t.Fatalf("sample past the allowed lateness: %+v", r)
+	}
+}
