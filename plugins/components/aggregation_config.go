@@ -31,6 +31,7 @@ const (
 	maFieldLatePolicy        = "late_policy"
 	maFieldAllowedLateness   = "allowed_lateness"
 	maFieldOrigin            = "origin"
+	maFieldDeadLetter        = "dead_letter"
 )
 
 // Values of transform_input.
@@ -52,6 +53,12 @@ const (
 	compatRateLatestIsAverage   = "rate_latest_is_average"
 	compatRateDoubleRecordCount = "rate_double_record_count"
 	compatUtilMissingIdleIsBusy = "util_missing_idle_is_busy"
+)
+
+// Metadata of dead letters: why a message could not be aggregated.
+const (
+	invalidReasonMetaKey = "monasca_invalid_reason"
+	invalidErrorMetaKey  = "monasca_invalid_error"
 )
 
 // originMetaKey marks messages written by monasca-connect. The output writes
@@ -116,6 +123,10 @@ func aggregationFields() []*service.ConfigField {
 			Description("The most series one specification may hold in one window; a metric that would start another is rejected and counted (`monasca_metrics_invalid_total{reason=\"series_limit\"}`), so that a flood of distinct dimension values cannot exhaust memory. An open series costs about 150 bytes. 0 means no limit.").
 			Default(1000000).
 			Advanced(),
+		service.NewBoolField(maFieldDeadLetter).
+			Description("Pass every input message that cannot be aggregated (malformed, mistyped, non-finite, stamped too far ahead, beyond the series limit, missing a required field) downstream as well, unchanged, with the metadata `monasca_invalid_reason` (the label of `monasca_metrics_invalid_total`) and `monasca_invalid_error`, so that a `switch` output can write it to a dead-letter topic. Its input is then acknowledged only once the dead letter is delivered.").
+			Default(false).
+			Advanced(),
 		service.NewStringField(maFieldOrigin).
 			Description("Value of the `monasca_origin` metadata key set on every aggregate. Input messages carrying the same value (for example as a Kafka header, when the output topic is also the input topic) are skipped and counted instead of being aggregated again.").
 			Default("monasca-connect").
@@ -140,11 +151,12 @@ const (
 
 // aggregationConfig is the parsed form of aggregationFields.
 type aggregationConfig struct {
-	engine    windowagg.Config
-	rules     []windowagg.Rule
-	input     inputKind
-	converter *recordstore.Converter // for inputRecords
-	output    outputConfig
+	engine     windowagg.Config
+	rules      []windowagg.Rule
+	deadLetter bool
+	input      inputKind
+	converter  *recordstore.Converter // for inputRecords
+	output     outputConfig
 }
 
 func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*aggregationConfig, error) {
@@ -184,6 +196,9 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 		return nil, err
 	}
 	if c.output, err = parseOutputConfig(conf); err != nil {
+		return nil, err
+	}
+	if c.deadLetter, err = conf.FieldBool(maFieldDeadLetter); err != nil {
 		return nil, err
 	}
 	var warnings []string

@@ -38,13 +38,17 @@ type folder struct {
 	records []monasca.Metric
 	stats   *foldStats
 	log     *invalidLog
+	// deadLetter keeps the messages reject sees in deadLetters, for the
+	// caller to pass downstream.
+	deadLetter  bool
+	deadLetters service.MessageBatch
 }
 
 // foldCounts are the outcomes of one batch, added to the Prometheus counters
 // once per batch rather than once per message.
 type foldCounts struct {
 	received, aggregated, corrected, unmatched, late, replayed, ownOutput int64
-	invalidBy                                                  map[string]int64
+	invalidBy                                                             map[string]int64
 }
 
 type foldStats struct {
@@ -74,7 +78,7 @@ func newFoldStats(m *service.Metrics) *foldStats {
 }
 
 func newFolder(engine *windowagg.Engine, c *aggregationConfig, stats *foldStats, log *invalidLog) *folder {
-	f := &folder{engine: engine, origin: c.output.origin, input: c.input, stats: stats, log: log}
+	f := &folder{engine: engine, origin: c.output.origin, input: c.input, stats: stats, log: log, deadLetter: c.deadLetter}
 	if c.converter != nil {
 		f.conv = c.converter.Clone()
 		f.dec.KeepMaps = true
@@ -97,7 +101,7 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 		}
 		raw, err := msg.AsBytes()
 		if err != nil {
-			c.invalid(string(monasca.ReasonUnknown), err, f.log)
+			f.reject(&c, msg, string(monasca.ReasonUnknown), err)
 			continue
 		}
 		src := messageSource(msg)
@@ -105,13 +109,13 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 		switch f.input {
 		case inputMetrics:
 			if err := f.dec.Decode(raw, &f.metric); err != nil {
-				c.invalid(string(monasca.ReasonOf(err)), err, f.log)
+				f.reject(&c, msg, string(monasca.ReasonOf(err)), err)
 				continue
 			}
 			r = f.engine.Add(src, &f.metric)
 		case inputRecords:
 			if err := f.dec.Decode(raw, &f.metric); err != nil {
-				c.invalid(string(monasca.ReasonOf(err)), err, f.log)
+				f.reject(&c, msg, string(monasca.ReasonOf(err)), err)
 				continue
 			}
 			var out recordstore.Outcome
@@ -121,7 +125,7 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 				c.unmatched++
 				continue
 			case recordstore.MissingRequiredField:
-				c.invalid(out.Status.String(), fmt.Errorf("%s: required field %s is missing or empty", f.metric.Name, out.Field), f.log)
+				f.reject(&c, msg, out.Status.String(), fmt.Errorf("%s: required field %s is missing or empty", f.metric.Name, out.Field))
 				continue
 			}
 			for i := range f.records {
@@ -130,12 +134,14 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 		case inputInstanceUsage:
 			p, err := recordstore.DecodeInstanceUsage(raw, &f.metric)
 			if err != nil {
-				c.invalid(reasonInvalidInstanceUsage, err, f.log)
+				f.reject(&c, msg, reasonInvalidInstanceUsage, err)
 				continue
 			}
 			r = f.engine.AddPartial(src, &f.metric, p)
 		}
-		c.count(r, f.log)
+		if reason := c.count(r); reason != "" {
+			f.reject(&c, msg, reason, nil)
+		}
 		closeAt = max(closeAt, r.CloseAt)
 		corrected = corrected || r.Corrected > 0
 	}
@@ -143,14 +149,11 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 	return closeAt, corrected
 }
 
-// count adds what the engine did with one input message.
-func (c *foldCounts) count(r windowagg.AddResult, log *invalidLog) {
+// count adds what the engine did with one input message, and returns the
+// reason when the engine rejected it.
+func (c *foldCounts) count(r windowagg.AddResult) (rejected string) {
 	if r.Future {
-		c.invalid(reasonFutureTimestamp, nil, log)
-		return
-	}
-	if r.Rejected > 0 {
-		c.invalid(reasonSeriesLimit, nil, log)
+		return reasonFutureTimestamp
 	}
 	switch {
 	case r.Matched > 0:
@@ -164,6 +167,28 @@ func (c *foldCounts) count(r windowagg.AddResult, log *invalidLog) {
 		c.replayed++
 	default:
 		c.unmatched++
+	}
+	if r.Rejected > 0 {
+		return reasonSeriesLimit
+	}
+	return ""
+}
+
+// reject counts and logs a message that cannot be aggregated and, with
+// dead letters on, keeps a copy for the output, marked with the reason.
+func (f *folder) reject(c *foldCounts, msg *service.Message, reason string, err error) {
+	if c.invalidBy == nil {
+		c.invalidBy = map[string]int64{}
+	}
+	c.invalidBy[reason]++
+	f.log.report(reason, err)
+	if f.deadLetter {
+		dl := msg.Copy()
+		dl.MetaSetMut(invalidReasonMetaKey, reason)
+		if err != nil {
+			dl.MetaSetMut(invalidErrorMetaKey, err.Error())
+		}
+		f.deadLetters = append(f.deadLetters, dl)
 	}
 }
 
@@ -180,14 +205,6 @@ func (f *folder) record(c *foldCounts) {
 	s.replayed.Incr(c.replayed)
 	s.ownOutput.Incr(c.ownOutput)
 	s.openSeries.Set(int64(f.engine.OpenSeries()))
-}
-
-func (c *foldCounts) invalid(reason string, err error, log *invalidLog) {
-	if c.invalidBy == nil {
-		c.invalidBy = map[string]int64{}
-	}
-	c.invalidBy[reason]++
-	log.report(reason, err)
 }
 
 // messageSource names the partition a message was read from, from the

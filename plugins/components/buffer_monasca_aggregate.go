@@ -158,12 +158,13 @@ type aggregateBuffer struct {
 	mu           sync.Mutex
 	endOfInput   bool
 	wake         chan struct{}
-	queue        []*outChunk  // aggregates ready for the output, retries first
-	flushes      []*flushMark // flushes not yet fully acknowledged, in order
-	flushSeq     int64        // number of the last flush
-	delivered    int64        // frontier of the last flush fully acknowledged
-	deliveredSeq int64        // number of that flush
-	held         heldAcks     // input acknowledgements waiting for delivery
+	queue        []*outChunk          // aggregates ready for the output, retries first
+	flushes      []*flushMark         // flushes not yet fully acknowledged, in order
+	flushSeq     int64                // number of the last flush
+	delivered    int64                // frontier of the last flush fully acknowledged
+	deliveredSeq int64                // number of that flush
+	held         heldAcks             // input acknowledgements waiting for delivery
+	deadLetters  service.MessageBatch // for the next flush (dead_letter)
 
 	settleMu sync.Mutex // serialises saving the frontier and releasing acks
 	saved    int64      // frontier known to be saved (or delivered, without a cache)
@@ -324,11 +325,20 @@ func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageB
 	}
 	b.mu.Lock()
 	closeAt, corrected := b.folder.foldBatch(batch)
-	hold := closeAt != 0 || corrected
+	dead := len(b.folder.deadLetters) > 0
+	if dead {
+		b.deadLetters = append(b.deadLetters, b.folder.deadLetters...)
+		b.folder.deadLetters = nil
+	}
+	hold := closeAt != 0 || corrected || dead
 	if hold {
 		h := heldAck{closeAt: closeAt, ack: ack}
-		if corrected {
-			h.seq = b.flushSeq + 1 // the next flush emits the corrections
+		if closeAt == 0 {
+			h.closeAt = math.MinInt64 // waits for no window
+		}
+		if corrected || dead {
+			// The next flush emits the corrections and dead letters.
+			h.seq = b.flushSeq + 1
 		}
 		heap.Push(&b.held, h)
 		b.heldGauge.Set(int64(len(b.held)))
@@ -381,7 +391,7 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 func (b *aggregateBuffer) flush(now time.Time) {
 	before := b.folder.engine.Frontier()
 	aggs, frontier := b.folder.engine.Flush(nil)
-	if frontier == before && len(aggs) == 0 {
+	if frontier == before && len(aggs) == 0 && len(b.deadLetters) == 0 {
 		return
 	}
 	b.frontierGaug.Set(frontier)
@@ -389,7 +399,9 @@ func (b *aggregateBuffer) flush(now time.Time) {
 	b.flushSeq++
 	mark := &flushMark{seq: b.flushSeq, frontier: frontier}
 	b.flushes = append(b.flushes, mark)
-	for batch := range slices.Chunk(b.encoder.encode(aggs, now), b.maxBatch) {
+	out := append(b.encoder.encode(aggs, now), b.deadLetters...)
+	b.deadLetters = nil
+	for batch := range slices.Chunk(out, b.maxBatch) {
 		b.queue = append(b.queue, &outChunk{flush: mark, batch: batch})
 		mark.pending++
 	}

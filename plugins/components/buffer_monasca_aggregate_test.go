@@ -382,3 +382,29 @@ func TestBufferCorrectsLateDataAndHoldsItUntilTheCorrectionIsDelivered(t *testin
 		t.Fatal("late input not released after its correction was delivered")
 	}
 }
+
+func TestBufferPassesDeadLettersDownstreamBeforeAcknowledging(t *testing.T) {
+	clock := &testClock{}
+	clock.Set(t0 + 13_000)
+	b := newTestBuffer(t, clock, "dead_letter: true")
+	bad := service.NewMessage([]byte(`{"metric":{"name":"cpu","timestamp":1704067201000,"value":"high"}}`))
+	bad.MetaSetMut("kafka_key", "k1")
+	in := write(t, b, bad)
+	if in.acked() {
+		t.Fatal("invalid input acknowledged before its dead letter was delivered")
+	}
+	batch, ack := read(t, b)
+	if len(batch) != 1 {
+		t.Fatalf("want the dead letter, got %d messages", len(batch))
+	}
+	raw, _ := batch[0].AsBytes()
+	reason, _ := batch[0].MetaGet(invalidReasonMetaKey)
+	key, _ := batch[0].MetaGet("kafka_key")
+	if string(raw) != `{"metric":{"name":"cpu","timestamp":1704067201000,"value":"high"}}` || reason != "wrong_type" || key != "k1" {
+		t.Fatalf("dead letter %s, reason %q, key %q", raw, reason, key)
+	}
+	_ = ack(context.Background(), nil)
+	if !in.acked() {
+		t.Fatal("invalid input not acknowledged after its dead letter was delivered")
+	}
+}

@@ -76,8 +76,9 @@ func (p *aggregateProcessor) ProcessBatch(_ context.Context, batch service.Messa
 	if err != nil {
 		return nil, err
 	}
-	newFolder(engine, p.config, p.stats, p.log).foldBatch(batch)
-	out := p.encoder.encode(engine.FlushAll(nil), time.Now())
+	f := newFolder(engine, p.config, p.stats, p.log)
+	f.foldBatch(batch)
+	out := append(p.encoder.encode(engine.FlushAll(nil), time.Now()), f.deadLetters...)
 	if len(out) == 0 {
 		return nil, nil
 	}
