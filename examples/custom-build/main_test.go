@@ -1,15 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/monasca-connect/monasca-connect/internal/streamtest"
 )
 
 // TestCustomFunctionAndUsage runs both spec languages with the extensions
@@ -44,7 +44,11 @@ aggregationSpecifications:
 					`{"metric":{"name":"cpu.idle_perc","dimensions":{"hostname":"h1"},"timestamp":%d,"value":%g},"meta":{"tenantId":"t","region":"r"},"creation_time":1}`,
 					int64(1704067200000)+int64(i)*1000, v)))
 			}
-			got := runProcessor(t, "monasca_aggregate:\n  "+strings.ReplaceAll(conf, "\n", "\n  "), batch)
+			var got []string
+			for _, m := range streamtest.RunProcessor(t, nil, "monasca_aggregate:\n  "+strings.ReplaceAll(conf, "\n", "\n  "), batch) {
+				raw, _ := m.AsBytes()
+				got = append(got, string(raw))
+			}
 			if len(got) != 1 {
 				t.Fatalf("want one aggregate, got %q", got)
 			}
@@ -59,45 +63,4 @@ aggregationSpecifications:
 			}
 		})
 	}
-}
-
-func runProcessor(t *testing.T, yaml string, batch service.MessageBatch) []string {
-	t.Helper()
-	sb := service.NewStreamBuilder()
-	if err := sb.SetLoggerYAML("level: OFF"); err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.AddProcessorYAML(yaml); err != nil {
-		t.Fatal(err)
-	}
-	produce, err := sb.AddBatchProducerFunc()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	if err := sb.AddBatchConsumerFunc(func(_ context.Context, b service.MessageBatch) error {
-		for _, m := range b {
-			raw, _ := m.AsBytes()
-			out = append(out, string(raw))
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	stream, err := sb.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- stream.Run(ctx) }()
-	if err := produce(ctx, batch); err != nil {
-		t.Fatal(err)
-	}
-	if err := stream.StopWithin(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	<-done
-	return out
 }

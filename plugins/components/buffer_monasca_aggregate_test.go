@@ -42,6 +42,13 @@ type testClock struct {
 	now time.Time
 }
 
+// newTestClock returns a clock set to ms, in Unix milliseconds.
+func newTestClock(ms int64) *testClock {
+	c := &testClock{}
+	c.Set(ms)
+	return c
+}
+
 func (c *testClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -126,6 +133,17 @@ func read(t *testing.T, b *aggregateBuffer) (service.MessageBatch, service.AckFu
 	return batch, ack
 }
 
+// readOne reads a batch that must be one message: what, as the test
+// wants it.
+func readOne(t *testing.T, b *aggregateBuffer, what string) (*service.Message, service.AckFunc) {
+	t.Helper()
+	batch, ack := read(t, b)
+	if len(batch) != 1 {
+		t.Fatalf("want %s, got %d messages", what, len(batch))
+	}
+	return batch[0], ack
+}
+
 func readNothing(t *testing.T, b *aggregateBuffer) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
@@ -136,23 +154,19 @@ func readNothing(t *testing.T, b *aggregateBuffer) {
 }
 
 func TestBufferAcksInputOnlyAfterOutputAck(t *testing.T) {
-	clock := &testClock{}
-	clock.Set(t0 + 13_000)
+	clock := newTestClock(t0 + 13_000)
 	b := newTestBuffer(t, clock, "")
 
 	first := write(t, b, envelope("cpu", "h1", t0+1_000, 1), envelope("cpu", "h2", t0+2_000, 2))
 	second := write(t, b, envelope("cpu", "h1", t0+12_500, 4)) // next window; moves the watermark past t0+12s
 
-	batch, outAck := read(t, b)
-	if len(batch) != 1 {
-		t.Fatalf("want one aggregate, got %d", len(batch))
-	}
-	got, _ := batch[0].AsStructured()
+	out, outAck := readOne(t, b, "one aggregate")
+	got, _ := out.AsStructured()
 	metric := got.(map[string]any)["metric"].(map[string]any)
 	if v, _ := metric["value"].(interface{ String() string }); v == nil || v.String() != "3" {
 		t.Fatalf("aggregate %v", got)
 	}
-	if id, _ := batch[0].MetaGet(seriesIDMetaKey); id != "cpu.total@t1" {
+	if id, _ := out.MetaGet(seriesIDMetaKey); id != "cpu.total@t1" {
 		t.Fatalf("series id %q", id)
 	}
 	if first.acked() {
@@ -170,8 +184,7 @@ func TestBufferAcksInputOnlyAfterOutputAck(t *testing.T) {
 }
 
 func TestBufferRetriesFailedOutputAndHoldsInput(t *testing.T) {
-	clock := &testClock{}
-	clock.Set(t0 + 13_000)
+	clock := newTestClock(t0 + 13_000)
 	b := newTestBuffer(t, clock, "")
 	in := write(t, b, envelope("cpu", "h1", t0+1_000, 5))
 	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
@@ -201,8 +214,7 @@ func TestBufferRetriesFailedOutputAndHoldsInput(t *testing.T) {
 }
 
 func TestBufferAcksUnusableInputAtOnce(t *testing.T) {
-	clock := &testClock{}
-	clock.Set(t0)
+	clock := newTestClock(t0)
 	b := newTestBuffer(t, clock, "")
 	own := envelope("cpu", "h1", t0, 1)
 	own.MetaSetMut(originMetaKey, "monasca-connect")
@@ -222,8 +234,7 @@ func TestBufferAcksUnusableInputAtOnce(t *testing.T) {
 }
 
 func TestBufferEndOfInputLeavesOpenWindowsUnacknowledged(t *testing.T) {
-	clock := &testClock{}
-	clock.Set(t0)
+	clock := newTestClock(t0)
 	b := newTestBuffer(t, clock, "")
 	in := write(t, b, envelope("cpu", "h1", t0+1_000, 1))
 	b.EndOfInput()
@@ -238,16 +249,12 @@ func TestBufferEndOfInputLeavesOpenWindowsUnacknowledged(t *testing.T) {
 }
 
 func TestBufferIdleTimeoutClosesQuietWindows(t *testing.T) {
-	clock := &testClock{}
-	clock.Set(t0)
+	clock := newTestClock(t0)
 	b := newTestBuffer(t, clock, "")
 	in := write(t, b, envelope("cpu", "h1", t0+1_000, 7))
 	readNothing(t, b)
 	clock.Set(t0 + 61_000)
-	batch, ack := read(t, b)
-	if len(batch) != 1 {
-		t.Fatalf("idle flush gave %d aggregates", len(batch))
-	}
+	_, ack := readOne(t, b, "the idle flush's aggregate")
 	_ = ack(context.Background(), nil)
 	if !in.acked() {
 		t.Fatal("input not released after the idle flush was delivered")
@@ -255,8 +262,7 @@ func TestBufferIdleTimeoutClosesQuietWindows(t *testing.T) {
 }
 
 func TestBufferSavesFrontierBeforeReleasingInputAndRestoresIt(t *testing.T) {
-	clock := &testClock{}
-	clock.Set(t0 + 13_000)
+	clock := newTestClock(t0 + 13_000)
 	opt := service.MockResourcesOptAddCache("state")
 	res := service.MockResources(opt)
 	conf := func() *service.ParsedConfig {
@@ -312,8 +318,7 @@ state_key: group-a
 // folding and holding acknowledgements for batches of 1024 realistic
 // envelopes (6 names, 500 hosts, 10 tenants; one spec matches 1 in 6).
 func BenchmarkBufferWriteBatch(b *testing.B) {
-	clock := &testClock{}
-	clock.Set(t0)
+	clock := newTestClock(t0)
 	dir := b.TempDir()
 	path := filepath.Join(dir, "specs.yaml")
 	if err := os.WriteFile(path, []byte(testSpecs), 0o600); err != nil {
@@ -357,8 +362,7 @@ func BenchmarkBufferWriteBatch(b *testing.B) {
 }
 
 func TestBufferCorrectsLateDataAndHoldsItUntilTheCorrectionIsDelivered(t *testing.T) {
-	clock := &testClock{}
-	clock.Set(t0 + 13_000)
+	clock := newTestClock(t0 + 13_000)
 	b := newTestBuffer(t, clock, "late_policy: correct\nallowed_lateness: 1m")
 	write(t, b, envelope("cpu", "h1", t0+1_000, 1))
 	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
@@ -369,11 +373,8 @@ func TestBufferCorrectsLateDataAndHoldsItUntilTheCorrectionIsDelivered(t *testin
 	if late.acked() {
 		t.Fatal("late input acknowledged before its correction was delivered")
 	}
-	batch, ack := read(t, b)
-	if len(batch) != 1 {
-		t.Fatalf("want the corrected aggregate, got %d", len(batch))
-	}
-	raw, _ := batch[0].AsBytes()
+	correction, ack := readOne(t, b, "the corrected aggregate")
+	raw, _ := correction.AsBytes()
 	if !strings.Contains(string(raw), `"timestamp":1704067200000,"value":6,`) {
 		t.Fatalf("correction is not the complete value: %s", raw)
 	}
@@ -384,8 +385,7 @@ func TestBufferCorrectsLateDataAndHoldsItUntilTheCorrectionIsDelivered(t *testin
 }
 
 func TestBufferPassesDeadLettersDownstreamBeforeAcknowledging(t *testing.T) {
-	clock := &testClock{}
-	clock.Set(t0 + 13_000)
+	clock := newTestClock(t0 + 13_000)
 	b := newTestBuffer(t, clock, "dead_letter: true")
 	bad := service.NewMessage([]byte(`{"metric":{"name":"cpu","timestamp":1704067201000,"value":"high"}}`))
 	bad.MetaSetMut("kafka_key", "k1")
@@ -393,13 +393,10 @@ func TestBufferPassesDeadLettersDownstreamBeforeAcknowledging(t *testing.T) {
 	if in.acked() {
 		t.Fatal("invalid input acknowledged before its dead letter was delivered")
 	}
-	batch, ack := read(t, b)
-	if len(batch) != 1 {
-		t.Fatalf("want the dead letter, got %d messages", len(batch))
-	}
-	raw, _ := batch[0].AsBytes()
-	reason, _ := batch[0].MetaGet(invalidReasonMetaKey)
-	key, _ := batch[0].MetaGet("kafka_key")
+	letter, ack := readOne(t, b, "the dead letter")
+	raw, _ := letter.AsBytes()
+	reason, _ := letter.MetaGet(invalidReasonMetaKey)
+	key, _ := letter.MetaGet("kafka_key")
 	if string(raw) != `{"metric":{"name":"cpu","timestamp":1704067201000,"value":"high"}}` || reason != "wrong_type" || key != "k1" {
 		t.Fatalf("dead letter %s, reason %q, key %q", raw, reason, key)
 	}

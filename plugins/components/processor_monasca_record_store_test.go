@@ -1,8 +1,6 @@
 package components
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,8 +14,8 @@ import (
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	// The stream test needs the stock components (tracer, logger).
-	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
+	"github.com/monasca-connect/monasca-connect/internal/conformancedata"
+	"github.com/monasca-connect/monasca-connect/internal/streamtest"
 )
 
 // rsSpecs are pre-transform specs of monasca-transform's test spec file,
@@ -279,45 +277,7 @@ func TestRecordStoreStream(t *testing.T) {
 		func(*service.ParsedConfig, *service.Logger) (service.MetricsExporter, error) { return counters, nil }); err != nil {
 		t.Fatal(err)
 	}
-	sb := env.NewStreamBuilder()
-	if err := sb.SetMetricsYAML("rs_counters: {}"); err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.SetLoggerYAML("level: off"); err != nil {
-		t.Fatal(err)
-	}
-	produce, err := sb.AddProducerFunc()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.AddProcessorYAML("monasca_record_store:\n  pre_transform_specs: " + rsWriteFile(t, rsSpecs)); err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var ids []string
-	if err := sb.AddConsumerFunc(func(_ context.Context, msg *service.Message) error {
-		b, _ := msg.AsBytes()
-		var rec struct {
-			MetricID string `json:"metric_id"`
-		}
-		if err := json.Unmarshal(b, &rec); err != nil {
-			return err
-		}
-		mu.Lock()
-		ids = append(ids, rec.MetricID)
-		mu.Unlock()
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	stream, err := sb.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- stream.Run(ctx) }()
+	var batches []service.MessageBatch
 	for _, envelope := range []string{
 		`{"metric":{"name":"cpu.total_logical_cores","dimensions":{"hostname":"h"},"timestamp":1457366963000,"value":8},"creation_time":1}`,
 		`{"metric":{"name":"cpu.total_logical_cores","timestamp":1457366963000,"value":8}}`,
@@ -327,14 +287,20 @@ func TestRecordStoreStream(t *testing.T) {
 		`{`,
 		`{"metric":{"name":"plain","timestamp":1457366963000,"value":1}}`,
 	} {
-		if err := produce(ctx, service.NewMessage([]byte(envelope))); err != nil {
+		batches = append(batches, service.MessageBatch{service.NewMessage([]byte(envelope))})
+	}
+	var ids []string
+	for _, msg := range (streamtest.Options{Env: env, MetricsYAML: "rs_counters: {}"}).RunProcessor(t,
+		"monasca_record_store:\n  pre_transform_specs: "+rsWriteFile(t, rsSpecs), batches...) {
+		b, _ := msg.AsBytes()
+		var rec struct {
+			MetricID string `json:"metric_id"`
+		}
+		if err := json.Unmarshal(b, &rec); err != nil {
 			t.Fatal(err)
 		}
+		ids = append(ids, rec.MetricID)
 	}
-	if err := stream.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	<-done
 
 	slices.Sort(ids)
 	if want := []string{"cpu_total_all", "cpu_total_host", "cpu_util_all", "cpu_util_host", "plain_all"}; !slices.Equal(ids, want) {
@@ -357,32 +323,21 @@ func TestRecordStoreStream(t *testing.T) {
 // kafka_data test resource through the processor with the test specs, and
 // checks the records against the expected outputs of case E: for each,
 // the records of its metric_id, hour and group must be as many as its
-// record_count. The dataset is read from $MONASCA_CONFORMANCE_DIR (by
-// default the shared checkout next to the repository) and not copied.
+// record_count. The dataset is found by conformancedata.Dir and not copied.
 func TestRecordStoreConformance(t *testing.T) {
-	dir := os.Getenv("MONASCA_CONFORMANCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "conformance", "monasca-transform")
-	}
-	casesJSON, err := os.ReadFile(filepath.Join(dir, "cases.json"))
-	if err != nil {
-		t.Skipf("conformance dataset not found (set MONASCA_CONFORMANCE_DIR): %v", err)
-	}
-	var cases []rsCase
-	if err := json.Unmarshal(casesJSON, &cases); err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(cases, func(c rsCase) bool { return c.ID == "E" })
+	dir := conformancedata.Dir(t)
+	cases := conformancedata.Cases(t, dir)
+	i := slices.IndexFunc(cases, func(c conformancedata.Case) bool { return c.ID == "E" })
 	if i < 0 {
 		t.Fatal("case E not found")
 	}
 	e := cases[i]
-	p := rsNewProcessor(t, filepath.Join(dir, e.PreTransform), "")
+	p := rsNewProcessor(t, filepath.Join(dir, e.PreTransformSpecs), "")
 
 	// The usage component of each transform spec, and for
 	// fetch_quantity_util the event type whose records it counts.
 	usage := map[string][2]string{}
-	for _, line := range rsLines(t, filepath.Join(dir, e.TransformSpecs)) {
+	for _, line := range conformancedata.Lines(t, filepath.Join(dir, e.TransformSpecs)) {
 		var s struct {
 			MetricID string `json:"metric_id"`
 			Params   struct {
@@ -397,7 +352,7 @@ func TestRecordStoreConformance(t *testing.T) {
 	}
 
 	var records []map[string]any
-	for _, line := range rsLines(t, filepath.Join(dir, e.Data[0])) {
+	for _, line := range conformancedata.Lines(t, filepath.Join(dir, e.Data[0])) {
 		for _, r := range rsProcess(t, p, string(line)) {
 			unix := time.UnixMilli(int64(r["event_timestamp_unix"].(float64) * 1000)).UTC()
 			if s := unix.Format("2006-01-02 15:04:05"); r["event_timestamp_string"] != s || r["event_date"] != s[:10] ||
@@ -431,23 +386,6 @@ func TestRecordStoreConformance(t *testing.T) {
 	}
 }
 
-// rsCase is the part of a case of the dataset's cases.json that
-// TestRecordStoreConformance reads.
-type rsCase struct {
-	ID             string
-	Data           []string
-	PreTransform   string `json:"pre_transform_specs"`
-	TransformSpecs string `json:"transform_specs"`
-	Expected       []struct {
-		MetricID   string            `json:"metric_id"`
-		Dimensions map[string]string `json:"dimensions"`
-		ValueMeta  struct {
-			RecordCount float64 `json:"record_count"`
-			First       string  `json:"firstrecord_timestamp_string"`
-		} `json:"value_meta"`
-	}
-}
-
 // rsInGroup reports whether a record belongs to the group of an output
 // with the given dimensions; "all" stands for every value.
 func rsInGroup(r map[string]any, dims map[string]string) bool {
@@ -468,21 +406,4 @@ func rsInGroup(r map[string]any, dims map[string]string) bool {
 		}
 	}
 	return true
-}
-
-func rsLines(t *testing.T, path string) [][]byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
-			lines = append(lines, bytes.Clone(line))
-		}
-	}
-	return lines
 }

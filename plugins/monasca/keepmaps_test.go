@@ -164,17 +164,7 @@ func TestDecodeKeepMapsScratch(t *testing.T) {
 func TestDecodeKeepMapsAllocs(t *testing.T) {
 	b := []byte(`{"metric":{"name":"vcpus","dimensions":{"resource_id":"b1a7"},"timestamp":1453308000000,"value":1.0,` +
 		`"value_meta":{"host":"comp0037","deleted_at":"","vcpus":1,"o":{"a":"\u0041"}}},"meta":{"tenantId":"225b","region":"unset","userId":"u\u0031"},"creation_time":1458166131}`)
-	d := Decoder{KeepMaps: true}
-	var m Metric
-	if err := d.Decode(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(1000, func() {
-		if err := d.Decode(b, &m); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
+	if allocs := decodeAllocs(t, &Decoder{KeepMaps: true}, b); allocs != 0 {
 		t.Errorf("%v allocations per Decode with KeepMaps, want 0", allocs)
 	}
 }

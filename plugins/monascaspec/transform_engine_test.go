@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/monasca-connect/monasca-connect/internal/conformancedata"
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
@@ -116,7 +117,7 @@ func near(a, b float64) bool {
 // readJSONLines decodes every line of a file of the dataset.
 func readJSONLines(t *testing.T, path string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(filepath.Join(conformanceDir(t), path))
+	f, err := os.Open(filepath.Join(conformancedata.Dir(t), path))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package monascaspec
 import (
 	"encoding/json"
 	"errors"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -12,30 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/monasca-connect/monasca-connect/internal/conformancedata"
 	"github.com/monasca-connect/monasca-connect/plugins/recordstore"
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
-
-// conformanceDir returns the monasca-transform conformance dataset
-// (MONASCA_CONFORMANCE_DIR, by default next to the repository), skipping
-// the test when it is absent: the dataset is not part of the repository.
-func conformanceDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("MONASCA_CONFORMANCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "conformance", "monasca-transform")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
-		t.Skipf("monasca-transform conformance dataset not found at %s (set MONASCA_CONFORMANCE_DIR): %v", dir, err)
-	}
-	return dir
-}
 
 // loadConformanceSpecs loads a pre-transform and a transform spec file of
 // the dataset's specs directory, failing on errors and warnings.
 func loadConformanceSpecs(t *testing.T, pre, transform string, opts TransformOptions) *TransformSpecs {
 	t.Helper()
-	dir := filepath.Join(conformanceDir(t), "specs")
+	dir := filepath.Join(conformancedata.Dir(t), "specs")
 	specs, warnings, err := LoadTransformSpecs(filepath.Join(dir, pre), filepath.Join(dir, transform), opts)
 	if err != nil {
 		t.Fatalf("unexpected error:\n%v", err)
@@ -114,7 +99,7 @@ func TestLoadTransformSpecsShippedAndTestSpecs(t *testing.T) {
 }
 
 func TestLoadTransformSpecsConformanceNegativeCases(t *testing.T) {
-	dir := filepath.Join(conformanceDir(t), "specs", "cases")
+	dir := filepath.Join(conformancedata.Dir(t), "specs", "cases")
 	for _, tt := range []struct {
 		pre, transform string
 		want           string // "" for a spec that loads

@@ -1,90 +1,21 @@
 package recordstore
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/monasca-connect/monasca-connect/internal/conformancedata"
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
 )
-
-// conformanceDir returns the monasca-transform conformance dataset
-// ($MONASCA_CONFORMANCE_DIR, by default the shared checkout next to the
-// repository), or skips the test when it is not there. The dataset is not
-// copied into the repository.
-func conformanceDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("MONASCA_CONFORMANCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "conformance", "monasca-transform")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "cases.json")); err != nil {
-		t.Skipf("conformance dataset not found (set MONASCA_CONFORMANCE_DIR): %v", err)
-	}
-	return dir
-}
-
-// conformanceCase is the part of a case of cases.json these tests read.
-type conformanceCase struct {
-	ID                 string   `json:"id"`
-	Stage              string   `json:"stage"`
-	Data               []string `json:"data"`
-	PreTransformSpecs  string   `json:"pre_transform_specs"`
-	TransformSpecs     string   `json:"transform_specs"`
-	Expected           []expectedMetric
-	DroppedByInsertion []expectedMetric `json:"dropped_by_insert_validation"`
-}
-
-type expectedMetric struct {
-	MetricID   string            `json:"metric_id"`
-	Dimensions map[string]string `json:"dimensions"`
-	ValueMeta  struct {
-		RecordCount float64 `json:"record_count"`
-		First       string  `json:"firstrecord_timestamp_string"`
-	} `json:"value_meta"`
-}
-
-func readCases(t *testing.T, dir string) []conformanceCase {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "cases.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []conformanceCase
-	if err := json.Unmarshal(b, &cases); err != nil {
-		t.Fatal(err)
-	}
-	return cases
-}
-
-// jsonLines returns the non-blank lines of a file.
-func jsonLines(t *testing.T, path string) [][]byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var lines [][]byte
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
-			lines = append(lines, bytes.Clone(line))
-		}
-	}
-	return lines
-}
 
 // readPreTransformSpecs reads a pre_transform_specs file as Specs.
 func readPreTransformSpecs(t *testing.T, path string) []Spec {
 	t.Helper()
 	var specs []Spec
-	for _, line := range jsonLines(t, path) {
+	for _, line := range conformancedata.Lines(t, path) {
 		var s struct {
 			EventType string   `json:"event_type"`
 			MetricIDs []string `json:"metric_id_list"`
@@ -107,7 +38,7 @@ func readPreTransformSpecs(t *testing.T, path string) []Spec {
 func usageOf(t *testing.T, path string) map[string][2]string {
 	t.Helper()
 	out := map[string][2]string{}
-	for _, line := range jsonLines(t, path) {
+	for _, line := range conformancedata.Lines(t, path) {
 		var s struct {
 			MetricID string `json:"metric_id"`
 			Params   struct {
@@ -132,9 +63,9 @@ func usageOf(t *testing.T, path string) map[string][2]string {
 // fields, the fan-out and the derivation of host and tenant_id (by which
 // the per-host and per-project outputs are grouped).
 func TestConformanceRecordCounts(t *testing.T) {
-	dir := conformanceDir(t)
+	dir := conformancedata.Dir(t)
 	checked := 0
-	for _, c := range readCases(t, dir) {
+	for _, c := range conformancedata.Cases(t, dir) {
 		if c.PreTransformSpecs == "" || len(c.Expected) == 0 {
 			continue
 		}
@@ -151,7 +82,7 @@ func TestConformanceRecordCounts(t *testing.T) {
 			var m monasca.Metric
 			var recs []monasca.Metric
 			for _, path := range c.Data {
-				for _, line := range jsonLines(t, filepath.Join(dir, path)) {
+				for _, line := range conformancedata.Lines(t, filepath.Join(dir, path)) {
 					if err := dec.Decode(line, &m); err != nil {
 						t.Fatalf("%s: %v", path, err)
 					}
@@ -225,8 +156,8 @@ func inGroup(r, dims map[string]string) bool {
 // rows of each metric_id hold as many records as its expected outputs
 // (including those the insert step drops) add up to.
 func TestConformanceInstanceUsage(t *testing.T) {
-	dir := conformanceDir(t)
-	for _, c := range readCases(t, dir) {
+	dir := conformancedata.Dir(t)
+	for _, c := range conformancedata.Cases(t, dir) {
 		if c.Stage != "second" {
 			continue
 		}
@@ -235,7 +166,7 @@ func TestConformanceInstanceUsage(t *testing.T) {
 			records := map[string]int64{}
 			var m monasca.Metric
 			for _, path := range c.Data {
-				for _, line := range jsonLines(t, filepath.Join(dir, path)) {
+				for _, line := range conformancedata.Lines(t, filepath.Join(dir, path)) {
 					p, err := DecodeInstanceUsage(line, &m)
 					if err != nil {
 						t.Fatalf("%s: %v\n%s", path, err, line)
@@ -252,7 +183,7 @@ func TestConformanceInstanceUsage(t *testing.T) {
 				}
 			}
 			want := map[string]int64{}
-			for _, e := range append(c.Expected, c.DroppedByInsertion...) {
+			for _, e := range append(c.Expected, c.Dropped...) {
 				want[e.MetricID] += int64(e.ValueMeta.RecordCount)
 			}
 			for id, n := range want {
@@ -267,10 +198,10 @@ func TestConformanceInstanceUsage(t *testing.T) {
 // TestConformanceRateRows checks the partials of case D-stage2's rate rows:
 // oldest and latest come from processing_meta.
 func TestConformanceRateRows(t *testing.T) {
-	dir := conformanceDir(t)
+	dir := conformancedata.Dir(t)
 	var got [][2]float64
 	var m monasca.Metric
-	for _, line := range jsonLines(t, filepath.Join(dir, "data", "metrics_pre_hourly_data", "metrics_pre_hourly_data.jsonl")) {
+	for _, line := range conformancedata.Lines(t, filepath.Join(dir, "data", "metrics_pre_hourly_data", "metrics_pre_hourly_data.jsonl")) {
 		p, err := DecodeInstanceUsage(line, &m)
 		if err != nil {
 			t.Fatal(err)

@@ -4,66 +4,33 @@
 // plugin in a Connect stream, and compares every output.
 //
 // The dataset is read from $MONASCA_CONFORMANCE_DIR, by default
-// ../../../shared/conformance/monasca-transform; without it the test says so
-// and skips. Nothing of it is copied into this repository.
+// ../shared/conformance/monasca-transform beside the module root (see
+// internal/conformancedata); without it the test says so and skips. Nothing
+// of it is copied into this repository.
 package conformance
 
 import (
-	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
-	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
-
+	"github.com/monasca-connect/monasca-connect/internal/conformancedata"
+	"github.com/monasca-connect/monasca-connect/internal/streamtest"
 	_ "github.com/monasca-connect/monasca-connect/plugins/components"
 )
 
-type conformanceCase struct {
-	ID                string              `json:"id"`
-	Title             string              `json:"title"`
-	Stage             string              `json:"stage"`
-	Data              []string            `json:"data"`
-	PreTransformSpecs *string             `json:"pre_transform_specs"`
-	TransformSpecs    *string             `json:"transform_specs"`
-	ExpectedKind      string              `json:"expected_kind"`
-	ExpectedComplete  bool                `json:"expected_complete"`
-	OutputFilter      map[string][]string `json:"output_filter"`
-	ExpectedMeta      map[string]string   `json:"expected_meta"`
-	Expected          []expectedMetric    `json:"expected"`
-	Dropped           []expectedMetric    `json:"dropped_by_insert_validation"`
-}
-
-type expectedMetric struct {
-	Name       string            `json:"name"`
-	Dimensions map[string]string `json:"dimensions"`
-	Value      float64           `json:"value"`
-	ValueMeta  valueMeta         `json:"value_meta"`
-}
-
-type valueMeta struct {
-	RecordCount float64 `json:"record_count"`
-	First       string  `json:"firstrecord_timestamp_string"`
-	Last        string  `json:"lastrecord_timestamp_string"`
-}
-
 type outputEnvelope struct {
 	Metric struct {
-		Name       string            `json:"name"`
-		Dimensions map[string]string `json:"dimensions"`
-		Value      float64           `json:"value"`
-		ValueMeta  valueMeta         `json:"value_meta"`
+		Name       string                    `json:"name"`
+		Dimensions map[string]string         `json:"dimensions"`
+		Value      float64                   `json:"value"`
+		ValueMeta  conformancedata.ValueMeta `json:"value_meta"`
 	} `json:"metric"`
 	Meta map[string]string `json:"meta"`
 }
@@ -72,35 +39,9 @@ type outputEnvelope struct {
 // behaviour, which monasca-connect corrects unless told otherwise.
 var compatibility = []string{"second_resolution", "rate_latest_is_average", "rate_double_record_count", "util_missing_idle_is_busy"}
 
-func datasetDir(t *testing.T) string {
-	dir := os.Getenv("MONASCA_CONFORMANCE_DIR")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "..", "shared", "conformance", "monasca-transform")
-	}
-	if _, err := os.Stat(filepath.Join(dir, "cases.json")); err != nil {
-		t.Skipf("conformance dataset not found at %s (set MONASCA_CONFORMANCE_DIR): %v", dir, err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return abs
-}
-
 func TestMonascaTransformConformance(t *testing.T) {
-	dir := datasetDir(t)
-	raw, err := os.ReadFile(filepath.Join(dir, "cases.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cases []conformanceCase
-	if err := json.Unmarshal(raw, &cases); err != nil {
-		t.Fatal(err)
-	}
-	if len(cases) == 0 {
-		t.Fatal("no cases")
-	}
-	for _, c := range cases {
+	dir := conformancedata.Dir(t)
+	for _, c := range conformancedata.Cases(t, dir) {
 		t.Run(c.ID, func(t *testing.T) {
 			if c.ExpectedKind != "metric" {
 				t.Skipf("%s compares instance-usage rows of single components, which monasca-connect does not expose", c.ID)
@@ -113,10 +54,10 @@ func TestMonascaTransformConformance(t *testing.T) {
 
 // run feeds the case's data, as one batch, through a stream whose only
 // processor is monasca_aggregate configured with the case's specs.
-func run(t *testing.T, dir string, c *conformanceCase) []outputEnvelope {
+func run(t *testing.T, dir string, c *conformancedata.Case) []outputEnvelope {
 	t.Helper()
 	conf := map[string]any{
-		"transform_specs":   filepath.Join(dir, *c.TransformSpecs),
+		"transform_specs":   filepath.Join(dir, c.TransformSpecs),
 		"compatibility":     compatibility,
 		"publish_tenant_id": "111111",
 		"publish_region":    "useast",
@@ -125,104 +66,37 @@ func run(t *testing.T, dir string, c *conformanceCase) []outputEnvelope {
 	if c.Stage == "second" {
 		conf["transform_input"] = "instance_usage"
 	} else {
-		conf["pre_transform_specs"] = filepath.Join(dir, *c.PreTransformSpecs)
+		conf["pre_transform_specs"] = filepath.Join(dir, c.PreTransformSpecs)
 	}
 	procConf, err := json.Marshal(map[string]any{"monasca_aggregate": conf})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sb := service.NewStreamBuilder()
-	if err := sb.SetLoggerYAML("level: OFF"); err != nil {
-		t.Fatal(err)
-	}
-	if err := sb.AddProcessorYAML(string(procConf)); err != nil {
-		t.Fatal(err)
-	}
-	produce, err := sb.AddBatchProducerFunc()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var out []outputEnvelope
-	if err := sb.AddBatchConsumerFunc(func(_ context.Context, batch service.MessageBatch) error {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, msg := range batch {
-			b, err := msg.AsBytes()
-			if err != nil {
-				return err
-			}
-			var e outputEnvelope
-			if err := json.Unmarshal(b, &e); err != nil {
-				return fmt.Errorf("output is not a Monasca envelope: %w: %s", err, b)
-			}
-			out = append(out, e)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
-	stream, err := sb.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- stream.Run(ctx) }()
-
 	var batch service.MessageBatch
 	for _, name := range c.Data {
-		for _, line := range readLines(t, filepath.Join(dir, name)) {
+		for _, line := range conformancedata.Lines(t, filepath.Join(dir, name)) {
 			batch = append(batch, service.NewMessage(line))
 		}
 	}
-	produced := make(chan error, 1)
-	go func() { produced <- produce(ctx, batch) }()
-	select {
-	case err := <-produced:
+	var out []outputEnvelope
+	for _, msg := range streamtest.RunProcessor(t, nil, string(procConf), batch) {
+		b, err := msg.AsBytes()
 		if err != nil {
-			t.Fatalf("processing the batch: %v", err)
+			t.Fatal(err)
 		}
-	case err := <-done:
-		t.Fatalf("the stream stopped before processing the batch: %v", err)
+		var e outputEnvelope
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatalf("output is not a Monasca envelope: %v: %s", err, b)
+		}
+		out = append(out, e)
 	}
-	if err := stream.StopWithin(10 * time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil && err != context.Canceled {
-		t.Fatal(err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
 	return out
-}
-
-func readLines(t *testing.T, path string) [][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var lines [][]byte
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 0, 1<<16), 1<<22)
-	for sc.Scan() {
-		if line := strings.TrimSpace(sc.Text()); line != "" {
-			lines = append(lines, []byte(line))
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return lines
 }
 
 // compare applies the dataset's comparison rules: outputs are a multiset
 // matched by name and exact dimensions; values and record counts agree to a
 // relative 1e-9; the first and last record times exactly.
-func compare(t *testing.T, c *conformanceCase, got []outputEnvelope) {
+func compare(t *testing.T, c *conformancedata.Case, got []outputEnvelope) {
 	t.Helper()
 	if names := c.OutputFilter["name"]; len(names) > 0 && !c.ExpectedComplete {
 		got = slices.DeleteFunc(got, func(e outputEnvelope) bool { return !slices.Contains(names, e.Metric.Name) })
