@@ -115,8 +115,8 @@ type Engine struct {
 	clock    func() time.Time
 	lag      int64
 	lateness int64 // AllowedLateness, ms
-	rules  []*ruleState
-	byName map[string][]*ruleState
+	rules    []*ruleState
+	byName   map[string][]*ruleState
 
 	sources map[Source]*source
 	// discovered is the wall-clock time the last new source was seen.
@@ -163,7 +163,7 @@ type ruleState struct {
 // the whole set.
 type window struct {
 	start  int64
-	dirty  bool // closed, and changed since it was last emitted
+	dirty  bool             // closed, and changed since it was last emitted
 	index  map[string]int32 // series key -> series number
 	chunks [][]series
 	n      int32 // number of series
