@@ -157,3 +157,30 @@ func BenchmarkEngineMemoryPerSeries(b *testing.B) {
 	}
 	b.ReportMetric(perSeries, "bytes/series")
 }
+
+// BenchmarkEngineAddBySeries shows how the add cost grows with the number of
+// open series: one rule grouping by host, with 1k to 1M hosts.
+func BenchmarkEngineAddBySeries(b *testing.B) {
+	start := int64(1704067200000)
+	avg, _ := LookupFunction("avg")
+	rules := []Rule{{Name: "per host", MetricName: "cpu.idle_perc", OutputName: "o", Function: avg, GroupBy: []string{"hostname"}}}
+	for _, series := range []int{1_000, 10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("series=%d", series), func(b *testing.B) {
+			metrics := make([]monasca.Metric, series)
+			for i := range metrics {
+				metrics[i] = monasca.Metric{Name: "cpu.idle_perc", Timestamp: start, Value: 1, TenantID: fmt.Sprintf("%032x", i%10),
+					Dimensions: []monasca.Dimension{{Key: "hostname", Value: fmt.Sprintf("compute-%07d", i)}}}
+			}
+			clock := time.UnixMilli(start)
+			e, _ := New(Config{Window: time.Minute, IdleTimeout: time.Minute, MaxFuture: time.Hour, Clock: func() time.Time { return clock }}, rules)
+			for i := range metrics {
+				e.Add(Source{}, &metrics[i])
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e.Add(Source{}, &metrics[i%series])
+			}
+		})
+	}
+}
