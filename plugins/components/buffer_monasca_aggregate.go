@@ -6,9 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -155,6 +158,15 @@ type aggregateBuffer struct {
 	heldGauge    *service.MetricGauge
 	frontierGaug *service.MetricGauge
 
+	// stopSignal receives SIGINT and SIGTERM. The framework stops the
+	// input first and only tells the buffer once every held message is
+	// acknowledged, which open windows never are; until then the input is
+	// silent and the partitions that had not delivered yet never will, so
+	// closing windows on the watermark of the others would publish partial
+	// values. Once stopping, no window closes.
+	stopSignal chan os.Signal
+	stopping   bool
+
 	mu           sync.Mutex
 	endOfInput   bool
 	wake         chan struct{}
@@ -229,6 +241,7 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		encoder:      newEncoder(ac.output, mgr),
 		clock:        clock,
 		wake:         make(chan struct{}, 1),
+		stopSignal:   make(chan os.Signal, 1),
 		delivered:    math.MinInt64,
 		saved:        math.MinInt64,
 		retries:      mgr.Metrics().NewCounter("monasca_output_retries_total"),
@@ -250,6 +263,7 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 	if b.stateKey, err = conf.FieldString(mabFieldStateKey); err != nil {
 		return nil, err
 	}
+	signal.Notify(b.stopSignal, syscall.SIGINT, syscall.SIGTERM)
 	if conf.Contains(mabFieldStateCache) {
 		if b.stateCache, err = conf.FieldString(mabFieldStateCache); err != nil {
 			return nil, err
@@ -356,7 +370,13 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 	for {
 		b.mu.Lock()
 		now := b.clock()
-		if b.outputIdle() {
+		select {
+		case <-b.stopSignal:
+			b.stopping = true
+			b.log.Infof("Stopping: no more windows close; the input of open windows is left unacknowledged and will be replayed")
+		default:
+		}
+		if b.outputIdle() && !b.stopping {
 			b.flush(now)
 		}
 		if c := b.nextReady(now); c != nil {
@@ -524,4 +544,7 @@ func (b *aggregateBuffer) EndOfInput() {
 }
 
 // Close releases nothing: held input stays unacknowledged on purpose.
-func (b *aggregateBuffer) Close(context.Context) error { return nil }
+func (b *aggregateBuffer) Close(context.Context) error {
+	signal.Stop(b.stopSignal)
+	return nil
+}
