@@ -37,6 +37,7 @@ const (
 // Values of transform_input.
 const (
 	transformInputMetrics       = "metrics"
+	transformInputRecords       = "records"
 	transformInputInstanceUsage = "instance_usage"
 )
 
@@ -79,8 +80,8 @@ func aggregationFields() []*service.ConfigField {
 		service.NewStringField(maFieldTransformSpecs).
 			Description("Path of monasca-transform's `transform_specs` (one JSON object per line, or a JSON array). Each spec aggregates its records per `aggregation_period` window, across tenants, and names its output by `dimension_list`, as monasca-transform's pipeline components did; every hour (or other period) is computed over all of its records in one pass.").
 			Optional(),
-		service.NewStringEnumField(maFieldTransformInput, transformInputMetrics, transformInputInstanceUsage).
-			Description("With transform specs: `metrics` reads Monasca metrics (monasca-transform's first stage and its hourly stage in one); `instance_usage` reads the instance-usage rows monasca-transform wrote to `metrics_pre_hourly` and applies each spec's `pre_hourly_operation`, to drain such a topic during a migration.").
+		service.NewStringEnumField(maFieldTransformInput, transformInputMetrics, transformInputRecords, transformInputInstanceUsage).
+			Description("With transform specs: `metrics` reads Monasca metrics (monasca-transform's first stage and its hourly stage in one); `records` reads record-store rows, as the `monasca_record_store` processor writes them, to replay or test records; `instance_usage` reads the instance-usage rows monasca-transform wrote to `metrics_pre_hourly` and applies each spec's `pre_hourly_operation`, to drain such a topic during a migration.").
 			Default(transformInputMetrics).
 			Advanced(),
 		service.NewStringListField(maFieldCompatibility).
@@ -146,6 +147,7 @@ type inputKind int
 const (
 	inputMetrics       inputKind = iota // Monasca metrics, aggregated as they are
 	inputRecords                        // Monasca metrics, converted to records for transform specs
+	inputRows                           // record-store rows, for transform specs
 	inputInstanceUsage                  // monasca-transform's instance-usage rows
 )
 
@@ -247,8 +249,8 @@ func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig) ([]st
 		if prePath, err = conf.FieldString(maFieldPreTransformSpecs); err != nil {
 			return nil, err
 		}
-	} else if input != transformInputInstanceUsage {
-		return nil, fmt.Errorf("%s is required with %s unless %s is %s", maFieldPreTransformSpecs, maFieldTransformSpecs, maFieldTransformInput, transformInputInstanceUsage)
+	} else if input == transformInputMetrics {
+		return nil, fmt.Errorf("%s is required with %s when %s is %s", maFieldPreTransformSpecs, maFieldTransformSpecs, maFieldTransformInput, transformInputMetrics)
 	}
 	compat, err := conf.FieldStringList(maFieldCompatibility)
 	if err != nil {
@@ -285,8 +287,12 @@ func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig) ([]st
 	if err != nil {
 		return warnings, err
 	}
-	if input == transformInputInstanceUsage {
+	switch input {
+	case transformInputInstanceUsage:
 		c.input, c.rules = inputInstanceUsage, specs.PreHourly
+		return warnings, nil
+	case transformInputRecords:
+		c.input, c.rules = inputRows, specs.Rules
 		return warnings, nil
 	}
 	c.input, c.rules = inputRecords, specs.Rules

@@ -20,6 +20,8 @@ const (
 	reasonFutureTimestamp = "timestamp_in_future"
 	// reasonInvalidInstanceUsage: an instance-usage row could not be read.
 	reasonInvalidInstanceUsage = "invalid_instance_usage"
+	// reasonInvalidRecord: a record-store row could not be read.
+	reasonInvalidRecord = "invalid_record"
 	// reasonSeriesLimit: the metric would have started a series beyond
 	// max_series_per_window.
 	reasonSeriesLimit = "series_limit"
@@ -131,6 +133,12 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 			for i := range f.records {
 				r.Merge(f.engine.Add(src, &f.records[i]))
 			}
+		case inputRows:
+			if err := recordstore.DecodeRow(raw, &f.metric); err != nil {
+				f.reject(&c, msg, reasonInvalidRecord, err)
+				continue
+			}
+			r = f.engine.Add(src, &f.metric)
 		case inputInstanceUsage:
 			p, err := recordstore.DecodeInstanceUsage(raw, &f.metric)
 			if err != nil {

@@ -1,13 +1,9 @@
 package components
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"sync"
-	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
@@ -150,7 +146,7 @@ func (p *recordStoreProcessor) Process(_ context.Context, msg *service.Message) 
 	}
 	batch := make(service.MessageBatch, len(w.records))
 	for i := range w.records {
-		b, err := encodeRecord(&w.records[i])
+		b, err := recordstore.EncodeRow(&w.records[i])
 		if err != nil {
 			return nil, err
 		}
@@ -166,81 +162,3 @@ func (p *recordStoreProcessor) skip(reason string, err error) {
 }
 
 func (p *recordStoreProcessor) Close(context.Context) error { return nil }
-
-// recordJSON is a record in the layout of monasca-transform's record store
-// rows, whose column order it follows.
-type recordJSON struct {
-	EventTimestampUnix   float64           `json:"event_timestamp_unix"`
-	EventTimestampString string            `json:"event_timestamp_string"`
-	EventType            string            `json:"event_type"`
-	EventQuantityName    string            `json:"event_quantity_name"`
-	EventQuantity        float64           `json:"event_quantity"`
-	ResourceUUID         string            `json:"resource_uuid"`
-	TenantID             string            `json:"tenant_id"`
-	UserID               string            `json:"user_id"`
-	Region               string            `json:"region"`
-	Zone                 string            `json:"zone"`
-	Host                 string            `json:"host"`
-	EventDate            string            `json:"event_date"`
-	EventHour            string            `json:"event_hour"`
-	EventMinute          string            `json:"event_minute"`
-	EventSecond          string            `json:"event_second"`
-	MetricGroup          string            `json:"metric_group"`
-	MetricID             string            `json:"metric_id"`
-	Meta                 map[string]string `json:"meta"`
-	Dimensions           map[string]string `json:"dimensions"`
-	ValueMeta            map[string]string `json:"value_meta"`
-}
-
-// encodeRecord renders a record (see package recordstore) as JSON. The
-// maps are written with sorted keys, so equal records give equal bytes.
-func encodeRecord(r *monasca.Metric) ([]byte, error) {
-	t := time.UnixMilli(r.Timestamp).UTC()
-	j := recordJSON{
-		EventTimestampUnix:   float64(r.Timestamp) / 1000,
-		EventTimestampString: t.Format("2006-01-02 15:04:05"),
-		EventQuantity:        r.Value,
-		EventDate:            t.Format("2006-01-02"),
-		EventHour:            t.Format("15"),
-		EventMinute:          t.Format("04"),
-		EventSecond:          t.Format("05"),
-		Meta:                 map[string]string{},
-		Dimensions:           map[string]string{},
-		ValueMeta:            map[string]string{},
-	}
-	for _, d := range r.Dimensions {
-		switch d.Key {
-		case recordstore.KeyEventType:
-			j.EventType, j.EventQuantityName = d.Value, d.Value
-		case recordstore.KeyMetricID:
-			j.MetricID, j.MetricGroup = d.Value, d.Value
-		case recordstore.KeyTenantID:
-			j.TenantID = d.Value
-		case recordstore.KeyUserID:
-			j.UserID = d.Value
-		case recordstore.KeyResourceUUID:
-			j.ResourceUUID = d.Value
-		case recordstore.KeyRegion:
-			j.Region = d.Value
-		case recordstore.KeyZone:
-			j.Zone = d.Value
-		case recordstore.KeyHost:
-			j.Host = d.Value
-		default:
-			if k, ok := strings.CutPrefix(d.Key, recordstore.PrefixDimensions); ok {
-				j.Dimensions[k] = d.Value
-			} else if k, ok := strings.CutPrefix(d.Key, recordstore.PrefixMeta); ok {
-				j.Meta[k] = d.Value
-			} else if k, ok := strings.CutPrefix(d.Key, recordstore.PrefixValueMeta); ok {
-				j.ValueMeta[k] = d.Value
-			}
-		}
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&j); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
