@@ -11,8 +11,12 @@
 // Cases); data, spec and other files are named relative to the dataset
 // directory and hold one JSON value a line (read by Lines).
 //
-// It is meant for tests only: every function takes the test, and fails or
-// skips it rather than returning errors.
+// Compare checks outputs against a case by the dataset's comparison rules
+// (Diff lists the differences, ParseOutput reads an output envelope), so
+// that every test of the dataset compares alike.
+//
+// It is meant for tests only: the functions that read files take the test,
+// and fail or skip it rather than returning errors.
 package conformancedata
 
 import (

@@ -2,7 +2,9 @@
 // pipeline end to end: the built monasca-connect binary runs
 // pipelines/monasca-aggregation.yaml as a subprocess against an in-process
 // Kafka broker (kfake) on loopback, and the aggregates it writes are compared
-// with an independent reference model.
+// with an independent reference model. TestTransformPipelineCaseE runs
+// pipelines/monasca-transform.yaml the same way over the monasca-transform
+// conformance dataset.
 //
 // Set MONASCA_CONNECT_BIN to test a prebuilt binary instead of building one.
 package e2e
@@ -100,6 +102,16 @@ func findRepoRoot() (string, error) {
 type pipelineConfig struct {
 	inputTopic, outputTopic string
 	window, lag, idle       time.Duration
+
+	// pipeline is the pipeline file under pipelines/ that start runs;
+	// "" is monasca-aggregation.yaml.
+	pipeline string
+	// env, when not nil, is the pipeline's own environment instead of the
+	// one start derives for monasca-aggregation.yaml from specsFile,
+	// window, lag and idle (which are then unused). KAFKA_BROKERS,
+	// METRICS_TOPIC, AGGREGATED_TOPIC, CONSUMER_GROUP and HTTP_ADDRESS
+	// are set by start either way.
+	env []string
 }
 
 // testEnv is one test's Kafka cluster, clients and pipeline processes.
@@ -251,9 +263,9 @@ type process struct {
 	waitErr  error // set before exited is closed
 }
 
-// start runs `monasca-connect run pipelines/monasca-aggregation.yaml` with
-// the test's environment and a fresh HTTP port. The process is killed when
-// the test ends.
+// start runs `monasca-connect run pipelines/<cfg.pipeline>` (by default
+// monasca-aggregation.yaml) with the test's environment and a fresh HTTP
+// port. The process is killed when the test ends.
 func (e *testEnv) start() *process {
 	e.t.Helper()
 	n := len(e.procs) + 1
@@ -266,19 +278,28 @@ func (e *testEnv) start() *process {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	p.cmd = exec.Command(binary, "run", filepath.Join(repoRoot, "pipelines", "monasca-aggregation.yaml"))
+	pipeline, env := e.cfg.pipeline, e.cfg.env
+	if pipeline == "" {
+		pipeline = "monasca-aggregation.yaml"
+	}
+	if env == nil {
+		env = []string{
+			"AGGREGATION_SPECS=" + specsFile,
+			"WINDOW_SIZE=" + e.cfg.window.String(),
+			"WINDOW_LAG=" + e.cfg.lag.String(),
+			"IDLE_TIMEOUT=" + e.cfg.idle.String(),
+		}
+	}
+	p.cmd = exec.Command(binary, "run", filepath.Join(repoRoot, "pipelines", pipeline))
 	p.cmd.Dir = e.logDir
 	p.cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+e.brokers,
 		"METRICS_TOPIC="+e.cfg.inputTopic,
 		"AGGREGATED_TOPIC="+e.cfg.outputTopic,
 		"CONSUMER_GROUP="+e.group,
-		"AGGREGATION_SPECS="+specsFile,
-		"WINDOW_SIZE="+e.cfg.window.String(),
-		"WINDOW_LAG="+e.cfg.lag.String(),
-		"IDLE_TIMEOUT="+e.cfg.idle.String(),
 		"HTTP_ADDRESS="+p.httpAddr,
 	)
+	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		logFile.Close()
