@@ -38,6 +38,9 @@ type Case struct {
 	// specs), "second" (instance-usage rows through the pre-hourly
 	// step), "first+second" or "component".
 	Stage string `json:"stage"`
+	// Pipeline names the components a "component" case applies, such as
+	// "fetch_quantity+rollup_quantity".
+	Pipeline string `json:"pipeline"`
 	// Data are the input files, relative to the dataset directory.
 	Data []string `json:"data"`
 	// PreTransformSpecs and TransformSpecs are spec files relative to
@@ -68,6 +71,11 @@ type Metric struct {
 	Dimensions map[string]string `json:"dimensions"`
 	Value      float64           `json:"value"`
 	ValueMeta  ValueMeta         `json:"value_meta"`
+	// A "component" case expects instance-usage rows, of which the
+	// original test asserted AssertedFields, or a final metric.
+	InstanceUsage  map[string]any `json:"instance_usage"`
+	AssertedFields []string       `json:"asserted_fields"`
+	FinalMetric    *Metric        `json:"final_metric"`
 }
 
 // ValueMeta is the value_meta of an output metric.
