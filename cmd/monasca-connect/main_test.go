@@ -46,7 +46,7 @@ func TestShippedPipelines(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("monasca-connect test ./pipelines/... exited %d:\n%s", code, out)
 	}
-	for _, p := range []string{"monasca-aggregation.yaml", "monasca-transform.yaml"} {
+	for _, p := range []string{"monasca-aggregation.yaml", "monasca-transform.yaml", "record-store.yaml"} {
 		if !strings.Contains(out, "Test 'pipelines/"+p+"' succeeded") {
 			t.Errorf("the tests of pipelines/%s did not run:\n%s", p, out)
 		}
