@@ -34,6 +34,8 @@ func aggregateBufferSpec() *service.ConfigSpec {
 Each input message is a Monasca metric envelope (`+"`{\"metric\":{...},\"meta\":{...},\"creation_time\":...}`"+`). Every specification of the
 `+"`aggregation_specs`"+` file that matches the metric folds its value into one running state per window, tenant
 (`+"`meta.tenantId`"+`) and group of dimension values. Windows are tumbling, of `+"`window_size`"+`, aligned to the UTC epoch.
+With `+"`pre_transform_specs`"+` and `+"`transform_specs`"+` instead, metrics become monasca-transform records first, and each
+transform spec aggregates them per `+"`aggregation_period`"+` across tenants, as monasca-transform's components did.
 
 == Watermark and closing windows
 
