@@ -156,9 +156,9 @@ type aggregateBuffer struct {
 	stateKey   string
 	restored   bool // the saved frontier has been read; only WriteBatch touches it
 
-	retries      *service.MetricCounter
-	heldGauge    *service.MetricGauge
-	frontierGaug *service.MetricGauge
+	retries       *service.MetricCounter
+	heldGauge     *service.MetricGauge
+	frontierGauge *service.MetricGauge
 
 	// stopSignal receives SIGINT and SIGTERM. The framework stops the
 	// input first and only tells the buffer once every held message is
@@ -237,18 +237,18 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		return nil, err
 	}
 	b := &aggregateBuffer{
-		log:          mgr.Logger(),
-		res:          mgr,
-		folder:       newFolder(engine, ac, newFoldStats(mgr.Metrics()), newInvalidLog(mgr.Logger())),
-		encoder:      newEncoder(ac.output, mgr),
-		clock:        clock,
-		wake:         make(chan struct{}, 1),
-		stopSignal:   make(chan os.Signal, 1),
-		delivered:    math.MinInt64,
-		saved:        math.MinInt64,
-		retries:      mgr.Metrics().NewCounter("monasca_output_retries_total"),
-		heldGauge:    mgr.Metrics().NewGauge("monasca_held_input_batches"),
-		frontierGaug: mgr.Metrics().NewGauge("monasca_frontier_ms"),
+		log:           mgr.Logger(),
+		res:           mgr,
+		folder:        newFolder(engine, ac, newFoldStats(mgr.Metrics()), newInvalidLog(mgr.Logger())),
+		encoder:       newEncoder(ac.output, mgr),
+		clock:         clock,
+		wake:          make(chan struct{}, 1),
+		stopSignal:    make(chan os.Signal, 1),
+		delivered:     math.MinInt64,
+		saved:         math.MinInt64,
+		retries:       mgr.Metrics().NewCounter("monasca_output_retries_total"),
+		heldGauge:     mgr.Metrics().NewGauge("monasca_held_input_batches"),
+		frontierGauge: mgr.Metrics().NewGauge("monasca_frontier_ms"),
 	}
 	if b.checkEvery, err = conf.FieldDuration(mabFieldCheckInterval); err != nil {
 		return nil, err
@@ -416,7 +416,7 @@ func (b *aggregateBuffer) flush(now time.Time) {
 	if frontier == before && len(aggs) == 0 && len(b.deadLetters) == 0 {
 		return
 	}
-	b.frontierGaug.Set(frontier)
+	b.frontierGauge.Set(frontier)
 	b.folder.stats.openSeries.Set(int64(b.folder.engine.OpenSeries()))
 	b.flushSeq++
 	mark := &flushMark{seq: b.flushSeq, frontier: frontier}
