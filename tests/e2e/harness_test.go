@@ -112,6 +112,13 @@ type pipelineConfig struct {
 	// METRICS_TOPIC, AGGREGATED_TOPIC, CONSUMER_GROUP and HTTP_ADDRESS
 	// are set by start either way.
 	env []string
+	// outputBrokers, when not "", are the seed brokers of a separate
+	// Kafka cluster, run by the test, that holds the output topic: the
+	// pipeline writes there (start passes --set
+	// output.redpanda.seed_brokers, the shipped pipeline is unchanged),
+	// and collect and drained read the output there. The test's cluster
+	// then holds the input topic and the window-state topic only.
+	outputBrokers string
 }
 
 // testEnv is one test's Kafka cluster, clients and pipeline processes.
@@ -125,18 +132,23 @@ type testEnv struct {
 	logDir  string
 	procs   []*process // every process started, in order
 
+	// outBrokers and outAdmin are where the output topic is: the test's
+	// cluster, or cfg.outputBrokers.
+	outBrokers string
+	outAdmin   *kadm.Client
+
 	groupMu  sync.Mutex
 	groupLog []string // changes of the consumer group, see watchGroup
 }
 
-// newEnv starts a one-broker kfake cluster on loopback with the input (and
-// output) topic of four partitions, and clients for it. Everything is torn
-// down when the test ends; on failure the tail of every pipeline log is
-// printed.
+// newEnv starts a one-broker kfake cluster on loopback with the input (and,
+// without cfg.outputBrokers, output) topic of four partitions, and clients
+// for it. Everything is torn down when the test ends; on failure the tail of
+// every pipeline log is printed.
 func newEnv(t *testing.T, cfg pipelineConfig) *testEnv {
 	t.Helper()
 	topics := []string{cfg.inputTopic}
-	if cfg.outputTopic != cfg.inputTopic {
+	if cfg.outputTopic != cfg.inputTopic && cfg.outputBrokers == "" {
 		topics = append(topics, cfg.outputTopic)
 	}
 	cluster, err := kfake.NewCluster(
@@ -172,6 +184,15 @@ func newEnv(t *testing.T, cfg pipelineConfig) *testEnv {
 	}
 	t.Cleanup(e.client.Close)
 	e.admin = kadm.NewClient(e.client)
+	e.outBrokers, e.outAdmin = e.brokers, e.admin
+	if cfg.outputBrokers != "" {
+		out, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(cfg.outputBrokers, ",")...))
+		if err != nil {
+			t.Fatalf("kafka client for the output cluster: %v", err)
+		}
+		t.Cleanup(out.Close)
+		e.outBrokers, e.outAdmin = cfg.outputBrokers, kadm.NewClient(out)
+	}
 	e.watchGroup()
 	return e
 }
@@ -290,7 +311,12 @@ func (e *testEnv) start() *process {
 			"IDLE_TIMEOUT=" + e.cfg.idle.String(),
 		}
 	}
-	p.cmd = exec.Command(binary, "run", filepath.Join(repoRoot, "pipelines", pipeline))
+	args := []string{"run"}
+	if e.cfg.outputBrokers != "" {
+		args = append(args, "--set", "output.redpanda.seed_brokers="+e.cfg.outputBrokers)
+	}
+	args = append(args, filepath.Join(repoRoot, "pipelines", pipeline))
+	p.cmd = exec.Command(binary, args...)
 	p.cmd.Dir = e.logDir
 	p.cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+e.brokers,
@@ -406,10 +432,11 @@ type outEnvelope struct {
 	CreationTime *int64 `json:"creation_time"`
 }
 
-// collector reads the output topic from its start for the whole test and
-// keeps every record that is not one of the test's inputs.
+// collector reads the output topic from its start until the test ends (or
+// it is closed) and keeps every record that is not one of the test's inputs.
 type collector struct {
 	client *kgo.Client
+	close  func() // stops reading; idempotent
 
 	mu   sync.Mutex
 	outs []output
@@ -419,7 +446,7 @@ type collector struct {
 func (e *testEnv) collect(ctx context.Context) *collector {
 	e.t.Helper()
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(strings.Split(e.brokers, ",")...),
+		kgo.SeedBrokers(strings.Split(e.outBrokers, ",")...),
 		kgo.ConsumeTopics(e.cfg.outputTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchMaxWait(100*time.Millisecond),
@@ -440,11 +467,15 @@ func (e *testEnv) collect(ctx context.Context) *collector {
 			fetches.EachRecord(c.add)
 		}
 	}()
-	e.t.Cleanup(func() {
-		cancel()
-		<-done
-		cl.Close()
-	})
+	var once sync.Once
+	c.close = func() {
+		once.Do(func() {
+			cancel()
+			<-done
+			cl.Close()
+		})
+	}
+	e.t.Cleanup(c.close)
 	return c
 }
 
@@ -520,7 +551,7 @@ func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 	if !done {
 		return false, nil
 	}
-	outEnds, err := e.admin.ListEndOffsets(ctx, e.cfg.outputTopic)
+	outEnds, err := e.outAdmin.ListEndOffsets(ctx, e.cfg.outputTopic)
 	if err != nil {
 		return false, err
 	}
