@@ -44,6 +44,13 @@ type Config struct {
 	MaxFuture time.Duration
 	// Clock returns the wall-clock time; nil means time.Now.
 	Clock func() time.Time
+	// Contributions makes the engine stage two of a two-stage aggregation:
+	// it takes the series states of closed windows from stage-one engines
+	// (Contribute) and their progress (Progress) instead of metrics, keeps
+	// one contribution per stage-one source and series, and merges them
+	// when the window closes. The watermark is then the minimum of the
+	// sources' progress. Rule names must be unique.
+	Contributions bool
 }
 
 // Validate reports a configuration the engine cannot run with.
@@ -117,6 +124,7 @@ type Engine struct {
 	lateness int64 // AllowedLateness, ms
 	rules    []*ruleState
 	byName   map[string][]*ruleState
+	named    map[string]*ruleState // by rule name, with Contributions
 
 	sources map[Source]*source
 	// discovered is the wall-clock time the last new source was seen.
@@ -147,6 +155,10 @@ type Source struct {
 type source struct {
 	maxTime  int64     // latest event time seen, epoch ms
 	lastSeen time.Time // wall clock of the last sample
+	// With Contributions: the source reported itself idle, and the input
+	// offset of the last progress taken.
+	idle   bool
+	offset int64
 }
 
 type ruleState struct {
@@ -174,6 +186,7 @@ const chunkBits = 10
 type series struct {
 	state  State
 	region uint32 // in Engine.regions
+	offset int64  // input offset of a contribution (Contribute)
 }
 
 func (w *window) series(i int32) *series {
@@ -201,6 +214,11 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 	if len(rules) == 0 {
 		return nil, ErrNoRules
 	}
+	if cfg.Contributions {
+		if err := CheckRuleNames(rules); err != nil {
+			return nil, err
+		}
+	}
 	e := &Engine{
 		cfg:      cfg,
 		clock:    cfg.Clock,
@@ -226,6 +244,12 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 		rs := &ruleState{Rule: r, size: size.Milliseconds(), windows: map[int64]*window{}, closed: map[int64]*window{}}
 		e.rules = append(e.rules, rs)
 		e.byName[r.MetricName] = append(e.byName[r.MetricName], rs)
+		if cfg.Contributions {
+			if e.named == nil {
+				e.named = map[string]*ruleState{}
+			}
+			e.named[r.Name] = rs
+		}
 	}
 	return e, nil
 }
@@ -244,19 +268,15 @@ func (e *Engine) AddPartial(src Source, m *monasca.Metric, p Partial) AddResult 
 
 func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 	var res AddResult
+	if e.cfg.Contributions {
+		panic("windowagg: Add on an engine that takes contributions")
+	}
 	now := e.clock()
 	if m.Timestamp > now.UnixMilli()+e.cfg.MaxFuture.Milliseconds() {
 		res.Future = true
 		return res
 	}
-	s := e.sources[src]
-	if s == nil {
-		src.Stream = string([]byte(src.Stream)) // may alias input bytes
-		s = &source{maxTime: math.MinInt64}
-		e.sources[src] = s
-		e.discovered = now
-	}
-	s.lastSeen = now
+	s := e.source(src, now)
 	if m.Timestamp > s.maxTime {
 		s.maxTime = m.Timestamp
 	}
@@ -266,27 +286,8 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		}
 		start := floorDiv(m.Timestamp, r.size) * r.size
 		closeAt := start + r.size + e.lag
-		var w *window
-		switch {
-		case closeAt > e.frontier:
-			if w = r.windows[start]; w == nil {
-				w = &window{start: start, index: map[string]int32{}}
-				r.windows[start] = w
-			}
-		case closeAt <= e.restored:
-			// Emitted by an earlier run, whose state is gone: folding the
-			// sample in would emit a partial value.
-			res.Late++
-			res.Replayed++
-			continue
-		case closeAt+e.lateness > e.frontier:
-			if w = r.closed[start]; w == nil {
-				// Closed without data: this sample is all it has.
-				w = &window{start: start, index: map[string]int32{}}
-				r.closed[start] = w
-			}
-		default:
-			res.Late++
+		w := e.windowFor(r, start, closeAt, &res)
+		if w == nil {
 			continue
 		}
 		tenant := m.TenantID
@@ -316,6 +317,49 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 	return res
 }
 
+// source returns the state of src, registering a new source, and marks it
+// as seen now.
+func (e *Engine) source(src Source, now time.Time) *source {
+	s := e.sources[src]
+	if s == nil {
+		src.Stream = string([]byte(src.Stream)) // may alias input bytes
+		s = &source{maxTime: math.MinInt64, offset: math.MinInt64}
+		e.sources[src] = s
+		e.discovered = now
+	}
+	s.lastSeen = now
+	return s
+}
+
+// windowFor returns the window of rule r starting at start that takes a
+// sample closing at closeAt: an open one, or a closed one kept for
+// corrections. It returns nil, and counts why in res, when the window is
+// gone.
+func (e *Engine) windowFor(r *ruleState, start, closeAt int64, res *AddResult) *window {
+	var w *window
+	switch {
+	case closeAt > e.frontier:
+		if w = r.windows[start]; w == nil {
+			w = &window{start: start, index: map[string]int32{}}
+			r.windows[start] = w
+		}
+	case closeAt <= e.restored:
+		// Emitted by an earlier run, whose state is gone: folding the
+		// sample in would emit a partial value.
+		res.Late++
+		res.Replayed++
+	case closeAt+e.lateness > e.frontier:
+		if w = r.closed[start]; w == nil {
+			// Closed without data: this sample is all it has.
+			w = &window{start: start, index: map[string]int32{}}
+			r.closed[start] = w
+		}
+	default:
+		res.Late++
+	}
+	return w
+}
+
 // Flush closes every window whose close time the watermark has reached,
 // appends their aggregates to dst in close-time order, and returns dst and
 // the new frontier.
@@ -327,17 +371,23 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 // timeout, all open windows close; when nothing is open, nothing moves.
 // Nothing closes on the watermark within the discovery hold of a new source.
 func (e *Engine) Flush(dst []Aggregate) ([]Aggregate, int64) {
+	e.closeThrough(e.closeTime(), func(r *ruleState, w *window) { dst = e.emit(r, w, dst) })
+	return dst, e.frontier
+}
+
+// closeTime returns the close time up to which Flush closes windows.
+func (e *Engine) closeTime() int64 {
 	now := e.clock()
 	wm, ok := e.watermark(now)
 	switch {
 	case ok && now.Sub(e.discovered) < e.cfg.Discovery:
-		wm = e.frontier
+		return e.frontier
 	case !ok && e.anyOpen():
-		wm = e.lastCloseAt()
+		return e.lastCloseAt()
 	case !ok:
-		wm = e.frontier
+		return e.frontier
 	}
-	return e.closeThrough(wm, dst), e.frontier
+	return wm
 }
 
 func (e *Engine) anyOpen() bool {
@@ -356,14 +406,22 @@ func (e *Engine) FlushAll(dst []Aggregate) []Aggregate {
 	if e.anyOpen() {
 		wm = e.lastCloseAt()
 	}
-	return e.closeThrough(wm, dst)
+	e.closeThrough(wm, func(r *ruleState, w *window) { dst = e.emit(r, w, dst) })
+	return dst
 }
 
-// closeThrough closes the windows whose close time is at or before wm.
-// closeThrough emits the corrections of closed windows that late samples
-// changed, then closes the windows whose close time is at or before wm, and
-// drops the closed windows kept longer than the allowed lateness.
-func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
+// Idle reports whether every source has been quiet for the idle timeout and
+// no window is open: nothing will close until input arrives again.
+func (e *Engine) Idle() bool {
+	_, ok := e.watermark(e.clock())
+	return !ok && !e.anyOpen()
+}
+
+// closeThrough closes the windows whose close time is at or before wm and
+// hands them to emit in close-time order, with the kept closed windows that
+// late samples changed since they were emitted; then it drops the closed
+// windows kept longer than the allowed lateness.
+func (e *Engine) closeThrough(wm int64, emit func(*ruleState, *window)) {
 	type closing struct {
 		closeAt int64
 		rule    int
@@ -401,7 +459,7 @@ func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
 		return due[i].rule < due[j].rule
 	})
 	for _, c := range due {
-		dst = e.emit(e.rules[c.rule], c.w, dst)
+		emit(e.rules[c.rule], c.w)
 	}
 	for _, r := range e.rules {
 		for start, w := range r.closed {
@@ -411,7 +469,6 @@ func (e *Engine) closeThrough(wm int64, dst []Aggregate) []Aggregate {
 			}
 		}
 	}
-	return dst
 }
 
 // Restore declares every window closing at or before frontier as already
@@ -436,7 +493,7 @@ func (e *Engine) OpenSeries() int { return e.open }
 func (e *Engine) watermark(now time.Time) (int64, bool) {
 	wm, ok := int64(math.MaxInt64), false
 	for _, s := range e.sources {
-		if now.Sub(s.lastSeen) >= e.cfg.IdleTimeout {
+		if s.idle || now.Sub(s.lastSeen) >= e.cfg.IdleTimeout {
 			continue
 		}
 		wm, ok = min(wm, s.maxTime), true
@@ -496,13 +553,28 @@ func (e *Engine) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
 	rows := make([]Row, 0, len(keys))
 	for _, key := range keys {
 		s := w.series(w.index[key])
-		v, ok := r.Function.Result(&s.state)
+		tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)+1))
+		if e.cfg.Contributions {
+			// The last value names the contributing source; the keys of
+			// one series' contributions sort next to each other.
+			values = values[:len(values)-1]
+			if n := len(rows); n > 0 && rows[n-1].TenantID == e.tenants.str(tenant) && slices.Equal(rows[n-1].Values, values) {
+				rows[n-1].State.Merge(&s.state)
+				continue
+			}
+		}
+		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: e.tenants.str(tenant), Region: e.regions.str(s.region), State: s.state})
+	}
+	valued := rows[:0]
+	for _, row := range rows {
+		v, ok := r.Function.Result(&row.State)
 		if !ok {
 			continue
 		}
-		tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)))
-		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: e.tenants.str(tenant), Region: e.regions.str(s.region), Value: v, State: s.state})
+		row.Value = v
+		valued = append(valued, row)
 	}
+	rows = valued
 	if r.Combine != nil {
 		rows = r.Combine.Combine(&r.Rule, rows)
 	}
@@ -532,8 +604,7 @@ func appendSeriesKey(dst []byte, tenant uint32, m *monasca.Metric, groupBy []str
 	dst = binary.AppendUvarint(dst, uint64(tenant))
 	for _, k := range groupBy {
 		v, _ := m.Dimension(k)
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		dst = append(dst, v...)
+		dst = appendLengthPrefixed(dst, v)
 	}
 	return dst
 }
