@@ -56,18 +56,21 @@ func TestShippedPipelines(t *testing.T) {
 // TestShippedPipelinesLint lints every shipped pipeline with the plugins
 // compiled in.
 func TestShippedPipelinesLint(t *testing.T) {
-	paths, err := filepath.Glob(filepath.Join("..", "..", "pipelines", "*.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var configs []string
-	for _, p := range paths {
-		if !strings.HasSuffix(p, "_benthos_test.yaml") && !strings.HasSuffix(p, "specifications.yaml") {
-			configs = append(configs, filepath.Join("pipelines", filepath.Base(p)))
+	for _, pattern := range []string{"*.yaml", "scale-out/*.yaml"} {
+		paths, err := filepath.Glob(filepath.Join("..", "..", "pipelines", pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range paths {
+			if !strings.HasSuffix(p, "_benthos_test.yaml") && !strings.HasSuffix(p, "specifications.yaml") {
+				rel, _ := filepath.Rel(filepath.Join("..", ".."), p)
+				configs = append(configs, rel)
+			}
 		}
 	}
-	if len(configs) == 0 {
-		t.Fatal("no pipelines found")
+	if len(configs) < 6 {
+		t.Fatalf("not every pipeline found: %v", configs)
 	}
 	code, out := runCLI(t, append([]string{"lint"}, configs...)...)
 	if code != 0 {

@@ -3,7 +3,9 @@ package components
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
@@ -85,7 +87,7 @@ func aggregationFields() []*service.ConfigField {
 			Default(transformInputMetrics).
 			Advanced(),
 		service.NewStringListField(maFieldCompatibility).
-			Description("Reproduce monasca-transform behaviours that monasca-connect corrects by default: `second_resolution` (latest and oldest order records by whole seconds, ties in arrival order), `rate_latest_is_average` (calculate_rate's latest value is the group average), `rate_double_record_count` (calculate_rate counts each record twice), `util_missing_idle_is_busy` (fetch_quantity_util counts a host without an idle reading as 100% busy instead of leaving it out).").
+			Description("Reproduce monasca-transform behaviours that monasca-connect corrects by default (an entry may name several, comma-separated): `second_resolution` (latest and oldest order records by whole seconds, ties in arrival order), `rate_latest_is_average` (calculate_rate's latest value is the group average), `rate_double_record_count` (calculate_rate counts each record twice), `util_missing_idle_is_busy` (fetch_quantity_util counts a host without an idle reading as 100% busy instead of leaving it out).").
 			Default([]any{}).
 			Advanced(),
 		service.NewStringField(maFieldPublishTenantID).
@@ -136,9 +138,11 @@ func aggregationFields() []*service.ConfigField {
 }
 
 // aggregationLintRule requires exactly one of the two spec languages.
+// An empty path counts as absent (see optionalString). A pipeline for either
+// language leaves both empty by default, so setting neither is reported at
+// start-up rather than by the linter.
 const aggregationLintRule = `root = match {
-  this.exists("aggregation_specs") && (this.exists("pre_transform_specs") || this.exists("transform_specs")) => ["set either aggregation_specs or transform_specs, not both"],
-  !this.exists("aggregation_specs") && !this.exists("transform_specs") => ["set aggregation_specs or transform_specs"],
+  this.aggregation_specs.or("") != "" && (this.pre_transform_specs.or("") != "" || this.transform_specs.or("") != "") => ["set either aggregation_specs or transform_specs, not both"],
 }`
 
 // inputKind is what the input messages are.
@@ -149,6 +153,7 @@ const (
 	inputRecords                        // Monasca metrics, converted to records for transform specs
 	inputRows                           // record-store rows, for transform specs
 	inputInstanceUsage                  // monasca-transform's instance-usage rows
+	inputStates                         // series states and progress of a stage-one buffer
 )
 
 // aggregationConfig is the parsed form of aggregationFields.
@@ -204,20 +209,28 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 		return nil, err
 	}
 	var warnings []string
+	aggPath, err := optionalString(conf, maFieldAggregationSpecs)
+	if err != nil {
+		return nil, err
+	}
+	prePath, err := optionalString(conf, maFieldPreTransformSpecs)
+	if err != nil {
+		return nil, err
+	}
+	transformPath, err := optionalString(conf, maFieldTransformSpecs)
+	if err != nil {
+		return nil, err
+	}
 	switch {
-	case conf.Contains(maFieldAggregationSpecs):
-		if conf.Contains(maFieldPreTransformSpecs) || conf.Contains(maFieldTransformSpecs) {
+	case aggPath != "":
+		if prePath != "" || transformPath != "" {
 			return nil, fmt.Errorf("set either %s or %s and %s, not both", maFieldAggregationSpecs, maFieldPreTransformSpecs, maFieldTransformSpecs)
 		}
-		path, err := conf.FieldString(maFieldAggregationSpecs)
-		if err != nil {
-			return nil, err
-		}
-		if c.rules, warnings, err = monascaspec.LoadAggregationSpecs(path); err != nil {
+		if c.rules, warnings, err = monascaspec.LoadAggregationSpecs(aggPath); err != nil {
 			return nil, fmt.Errorf("%s: %w", maFieldAggregationSpecs, err)
 		}
-	case conf.Contains(maFieldTransformSpecs):
-		if warnings, err = c.loadTransformSpecs(conf); err != nil {
+	case transformPath != "":
+		if warnings, err = c.loadTransformSpecs(conf, prePath, transformPath); err != nil {
 			return nil, err
 		}
 	default:
@@ -235,21 +248,12 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 // loadTransformSpecs reads the transform specs, and the pre-transform specs
 // unless the input is instance-usage rows, which do not go through the
 // record store.
-func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig) ([]string, error) {
-	path, err := conf.FieldString(maFieldTransformSpecs)
-	if err != nil {
-		return nil, err
-	}
+func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig, prePath, path string) ([]string, error) {
 	input, err := conf.FieldString(maFieldTransformInput)
 	if err != nil {
 		return nil, err
 	}
-	var prePath string
-	if conf.Contains(maFieldPreTransformSpecs) {
-		if prePath, err = conf.FieldString(maFieldPreTransformSpecs); err != nil {
-			return nil, err
-		}
-	} else if input == transformInputMetrics {
+	if prePath == "" && input == transformInputMetrics {
 		return nil, fmt.Errorf("%s is required with %s when %s is %s", maFieldPreTransformSpecs, maFieldTransformSpecs, maFieldTransformInput, transformInputMetrics)
 	}
 	compat, err := conf.FieldStringList(maFieldCompatibility)
@@ -258,7 +262,9 @@ func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig) ([]st
 	}
 	var opts monascaspec.TransformOptions
 	var secondResolution bool
-	for _, name := range compat {
+	// An entry may list several, comma-separated, or be empty, as an
+	// environment variable in a pipeline gives them.
+	for name := range compatNames(compat) {
 		switch name {
 		case compatSecondResolution:
 			secondResolution = true
@@ -300,6 +306,29 @@ func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig) ([]st
 		return warnings, fmt.Errorf("%s: %w", maFieldPreTransformSpecs, err)
 	}
 	return warnings, nil
+}
+
+// compatNames yields the behaviours named in a compatibility list.
+func compatNames(list []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, entry := range list {
+			for name := range strings.SplitSeq(entry, ",") {
+				if name = strings.TrimSpace(name); name != "" && !yield(name) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// optionalString returns the string set in field name, "" when it is
+// absent or empty: a pipeline for either spec language, such as the shipped
+// scale-out stages, leaves the other language's variables empty.
+func optionalString(conf *service.ParsedConfig, name string) (string, error) {
+	if !conf.Contains(name) {
+		return "", nil
+	}
+	return conf.FieldString(name)
 }
 
 // newEngine builds an engine for c with the given clock (nil: time.Now).

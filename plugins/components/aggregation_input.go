@@ -1,6 +1,7 @@
 package components
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -25,6 +26,11 @@ const (
 	// reasonSeriesLimit: the metric would have started a series beyond
 	// max_series_per_window.
 	reasonSeriesLimit = "series_limit"
+	// reasonInvalidState: a partials-topic message could not be read.
+	reasonInvalidState = "invalid_state"
+	// reasonStateMismatch: a partials-topic message does not fit this
+	// stage's specifications, window size or lag.
+	reasonStateMismatch = "state_mismatch"
 )
 
 // folder decodes input messages and folds them into an engine, counting
@@ -34,6 +40,7 @@ type folder struct {
 	engine  *windowagg.Engine
 	origin  string
 	input   inputKind
+	lag     int64                  // window lag in ms, checked against stage one's (inputStates)
 	conv    *recordstore.Converter // for inputRecords
 	dec     monasca.Decoder
 	metric  monasca.Metric
@@ -80,7 +87,7 @@ func newFoldStats(m *service.Metrics) *foldStats {
 }
 
 func newFolder(engine *windowagg.Engine, c *aggregationConfig, stats *foldStats, log *invalidLog) *folder {
-	f := &folder{engine: engine, origin: c.output.origin, input: c.input, stats: stats, log: log, deadLetter: c.deadLetter}
+	f := &folder{engine: engine, origin: c.output.origin, input: c.input, lag: c.engine.Lag.Milliseconds(), stats: stats, log: log, deadLetter: c.deadLetter}
 	if c.converter != nil {
 		f.conv = c.converter.Clone()
 		f.dec.KeepMaps = true
@@ -146,6 +153,18 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 				continue
 			}
 			r = f.engine.AddPartial(src, &f.metric, p)
+		case inputStates:
+			if r, err = foldStates(raw, f.engine, f.lag); err != nil {
+				reason := reasonInvalidState
+				if errors.Is(err, errStateMismatch) {
+					reason = reasonStateMismatch
+				}
+				f.reject(&c, msg, reason, err)
+				continue
+			}
+			if r == (windowagg.AddResult{}) {
+				continue // progress
+			}
 		}
 		if reason := c.count(r); reason != "" {
 			f.reject(&c, msg, reason, nil)
@@ -212,7 +231,6 @@ func (f *folder) record(c *foldCounts) {
 	s.late.Incr(c.late)
 	s.replayed.Incr(c.replayed)
 	s.ownOutput.Incr(c.ownOutput)
-	s.openSeries.Set(int64(f.engine.OpenSeries()))
 }
 
 // messageSource names the partition a message was read from, from the
@@ -233,6 +251,20 @@ func messageSource(msg *service.Message) windowagg.Source {
 		}
 	}
 	return src
+}
+
+// messageOffset returns the Kafka offset of a message, zero without one.
+func messageOffset(msg *service.Message) int64 {
+	o, _ := msg.MetaGetMut("kafka_offset")
+	switch o := o.(type) {
+	case int64:
+		return o
+	case int:
+		return int64(o)
+	case int32:
+		return int64(o)
+	}
+	return 0
 }
 
 // invalidLog logs bad input at a limited rate: the first occurrence of each

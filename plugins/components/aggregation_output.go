@@ -30,17 +30,11 @@ func parseOutputConfig(conf *service.ParsedConfig) (outputConfig, error) {
 	if c.origin, err = conf.FieldString(maFieldOrigin); err != nil {
 		return c, err
 	}
-	if conf.Contains(maFieldPublishTenantID) {
-		if c.tenantID, err = conf.FieldString(maFieldPublishTenantID); err != nil {
-			return c, err
-		}
+	if c.tenantID, err = optionalString(conf, maFieldPublishTenantID); err != nil {
+		return c, err
 	}
-	if conf.Contains(maFieldPublishRegion) {
-		if c.region, err = conf.FieldString(maFieldPublishRegion); err != nil {
-			return c, err
-		}
-	}
-	return c, nil
+	c.region, err = optionalString(conf, maFieldPublishRegion)
+	return c, err
 }
 
 // encoder renders aggregates as Monasca envelopes (DESIGN "Output

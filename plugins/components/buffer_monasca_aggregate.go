@@ -11,17 +11,30 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
 const (
-	mabFieldStateCache    = "state_cache"
-	mabFieldStateKey      = "state_key"
-	mabFieldCheckInterval = "check_interval"
-	mabFieldMaxBatchSize  = "max_batch_size"
+	mabFieldStateCache         = "state_cache"
+	mabFieldStateKey           = "state_key"
+	mabFieldCheckInterval      = "check_interval"
+	mabFieldMaxBatchSize       = "max_batch_size"
+	mabFieldStage              = "stage"
+	mabFieldPartialsPartitions = "partials_partitions"
+	mabFieldProgressInterval   = "progress_interval"
+)
+
+// Values of stage.
+const (
+	stageSingle   = "single"
+	stagePartials = "partials"
+	stageMerge    = "merge"
 )
 
 func aggregateBufferSpec() *service.ConfigSpec {
@@ -82,7 +95,29 @@ Because acknowledgements are held for a whole window, the input must allow many 
 `+"`monasca_metrics_received_total`"+`, `+"`monasca_metrics_invalid_total{reason}`"+`, `+"`monasca_metrics_aggregated_total`"+`,
 `+"`monasca_metrics_unmatched_total`"+`, `+"`monasca_metrics_late_total`"+`, `+"`monasca_metrics_corrected_total`"+`, `+"`monasca_metrics_replayed_total`"+`,
 `+"`monasca_metrics_own_output_skipped_total`"+`, `+"`monasca_aggregates_emitted_total`"+`, `+"`monasca_aggregates_invalid_total`"+`, `+"`monasca_output_retries_total`"+`,
-`+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+` and `+"`monasca_frontier_ms`"+`.
+`+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+` and `+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages).
+
+== Scale-out
+
+One instance reads a consumer group's partitions and aggregates them together. To spread one aggregation over several
+instances, run two stages over Kafka, each a consumer group of any number of instances (`+"`pipelines/scale-out/`"+`):
+
+- `+"`stage: partials`"+` aggregates every input partition on its own: its own watermark, state and saved frontier (under
+  `+"`<state_key>/<topic>/<partition>`"+`), so a partition can move to another instance and continue there. A closed window becomes
+  one message per series holding its mergeable state (count, record count, sum, min, max, first and last samples: never an
+  average of averages), written to the partials partition chosen by the series' final group key (the rule, tenant and the
+  dimensions the output is grouped by, the rollup's when there is one), with the input partition and offset it reflects. Every
+  `+"`progress_interval`"+`, each partials partition also gets, for every input partition, the frontier whose states are delivered.
+- `+"`stage: merge`"+` keeps, per partials partition, one contribution per input partition for each series and window. A
+  contribution replaces that partition's earlier one unless it reflects an earlier input offset, so a replay (a crash, or a
+  partition moving between instances) never counts anything twice. A window closes when every input partition's progress has
+  passed it (partitions reported idle are not waited for, nor any silent for `+"`idle_timeout`"+`); its contributions are merged
+  and the final metrics written, with the values a single instance computes. A contribution for a closed window is late and
+  follows `+"`late_policy`"+`.
+
+Both stages must use the same specifications, `+"`window_size`"+` and `+"`window_lag`"+`; states and progress that do not fit are
+counted as invalid (`+"`state_mismatch`"+`). Both hold input acknowledgements like a single instance, so either stage's instances can
+be killed at any moment.
 `).
 		Fields(aggregationFields()...).
 		LintRule(aggregationLintRule).
@@ -100,6 +135,20 @@ Because acknowledgements are held for a whole window, the input must allow many 
 			service.NewIntField(mabFieldMaxBatchSize).
 				Description("The largest number of aggregates written as one output batch.").
 				Default(1024).
+				Advanced(),
+			service.NewStringAnnotatedEnumField(mabFieldStage, map[string]string{
+				stageSingle:   "One instance aggregates the whole input and writes Monasca metrics.",
+				stagePartials: "Stage one of a scale-out: each input partition is aggregated on its own, and closed windows are written as mergeable series states, with progress, to the partials topic (see Scale-out). Write them with a `manual` partitioner on `${! @monasca_partition }`.",
+				stageMerge:    "Stage two of a scale-out: reads the partials topic, merges the states of every input partition per series and window, and writes Monasca metrics.",
+			}).
+				Description("The part this buffer plays.").
+				Default(stageSingle),
+			service.NewIntField(mabFieldPartialsPartitions).
+				Description("With `stage: partials`, the number of partitions of the partials topic: states are spread over them by their final group key, and progress goes to each. It must equal the topic's partition count.").
+				Default(0),
+			service.NewDurationField(mabFieldProgressInterval).
+				Description("With `stage: partials`, how often the progress of each input partition is written to every partials partition.").
+				Default("1s").
 				Advanced(),
 		).
 		Example("Drop-in for monasca-aggregator", "Reads metrics from Kafka, aggregates them in 10 second windows and writes the aggregates back to the same topic.", `
@@ -144,9 +193,14 @@ func init() {
 // fold input into the engine and keep its acknowledgement; reads close the
 // windows the watermark has passed and hand their aggregates to the output;
 // the output's acknowledgements release the held input acknowledgements.
+//
+// In the scale-out stages each input partition has a lane of its own: its
+// engine, held acknowledgements and saved frontier, so that a partition can
+// move to another instance and continue there from its own saved state.
 type aggregateBuffer struct {
 	log        *service.Logger
 	res        *service.Resources
+	config     *aggregationConfig
 	folder     *folder
 	encoder    *encoder
 	clock      func() time.Time
@@ -154,11 +208,16 @@ type aggregateBuffer struct {
 	maxBatch   int
 	stateCache string
 	stateKey   string
-	restored   bool // the saved frontier has been read; only WriteBatch touches it
+	stage      string
+	partitions int // of the partials topic (stage partials)
+
+	progressEvery time.Duration
+	nextProgress  time.Time
 
 	retries       *service.MetricCounter
 	heldGauge     *service.MetricGauge
 	frontierGauge *service.MetricGauge
+	stateErrors   *service.MetricCounter
 
 	// stopSignal receives SIGINT and SIGTERM. The framework stops the
 	// input first and only tells the buffer once every held message is
@@ -169,30 +228,43 @@ type aggregateBuffer struct {
 	stopSignal chan os.Signal
 	stopping   bool
 
-	mu           sync.Mutex
-	endOfInput   bool
-	wake         chan struct{}
-	queue        []*outChunk          // aggregates ready for the output, retries first
+	mu         sync.Mutex
+	endOfInput bool
+	wake       chan struct{}
+	queue      []*outChunk // messages ready for the output, retries first
+	lanes      map[windowagg.Source]*lane
+	laneOrder  []*lane // lanes in the order they appeared
+
+	settleMu sync.Mutex // serialises saving frontiers and releasing acks
+}
+
+// lane is the aggregation of the whole input (stage single) or of one input
+// partition (the scale-out stages).
+type lane struct {
+	src      windowagg.Source // the input partition; zero in stage single
+	stateKey string           // where its frontier is saved
+	engine   *windowagg.Engine
+	restored bool  // the saved frontier has been read; only WriteBatch touches it
+	offset   int64 // the highest input offset folded
+
+	deadLetters  service.MessageBatch // for the next flush (dead_letter)
 	flushes      []*flushMark         // flushes not yet fully acknowledged, in order
 	flushSeq     int64                // number of the last flush
 	delivered    int64                // frontier of the last flush fully acknowledged
 	deliveredSeq int64                // number of that flush
 	held         heldAcks             // input acknowledgements waiting for delivery
-	deadLetters  service.MessageBatch // for the next flush (dead_letter)
-
-	settleMu sync.Mutex // serialises saving the frontier and releasing acks
-	saved    int64      // frontier known to be saved (or delivered, without a cache)
+	saved        int64                // frontier known to be saved (or delivered, without a cache); under settleMu
 }
 
-// flushMark is one Flush of the engine: its number, the frontier it reached
-// and how many of its output chunks still await acknowledgement.
+// flushMark is one Flush of a lane's engine: its number, the frontier it
+// reached and how many of its output chunks still await acknowledgement.
 type flushMark struct {
 	seq      int64
 	frontier int64
 	pending  int
 }
 
-// outChunk is one output batch of a flush.
+// outChunk is one output batch of a flush, or progress (flush nil).
 type outChunk struct {
 	flush    *flushMark
 	batch    service.MessageBatch
@@ -232,24 +304,51 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 	if clock == nil {
 		clock = time.Now
 	}
-	engine, err := ac.newEngine(clock)
-	if err != nil {
-		return nil, err
-	}
 	b := &aggregateBuffer{
 		log:           mgr.Logger(),
 		res:           mgr,
-		folder:        newFolder(engine, ac, newFoldStats(mgr.Metrics()), newInvalidLog(mgr.Logger())),
+		config:        ac,
 		encoder:       newEncoder(ac.output, mgr),
 		clock:         clock,
 		wake:          make(chan struct{}, 1),
 		stopSignal:    make(chan os.Signal, 1),
-		delivered:     math.MinInt64,
-		saved:         math.MinInt64,
+		lanes:         map[windowagg.Source]*lane{},
 		retries:       mgr.Metrics().NewCounter("monasca_output_retries_total"),
 		heldGauge:     mgr.Metrics().NewGauge("monasca_held_input_batches"),
 		frontierGauge: mgr.Metrics().NewGauge("monasca_frontier_ms"),
 	}
+	if b.stage, err = conf.FieldString(mabFieldStage); err != nil {
+		return nil, err
+	}
+	switch b.stage {
+	case stagePartials:
+		// One source per lane: nothing to discover.
+		ac.engine.Discovery = 0
+		if err := windowagg.CheckRuleNames(ac.rules); err != nil {
+			return nil, err
+		}
+		if b.partitions, err = conf.FieldInt(mabFieldPartialsPartitions); err != nil {
+			return nil, err
+		}
+		if b.partitions < 1 {
+			return nil, fmt.Errorf("%s must be set to the partition count of the partials topic with %s: %s", mabFieldPartialsPartitions, mabFieldStage, stagePartials)
+		}
+		if b.progressEvery, err = conf.FieldDuration(mabFieldProgressInterval); err != nil {
+			return nil, err
+		}
+		if b.progressEvery <= 0 {
+			return nil, fmt.Errorf("%s must be positive", mabFieldProgressInterval)
+		}
+	case stageMerge:
+		ac.engine.Contributions = true
+		ac.input, ac.converter = inputStates, nil
+	}
+	// Fail at start-up, not at the first message, on rules the engine refuses.
+	engine, err := ac.newEngine(clock)
+	if err != nil {
+		return nil, err
+	}
+	b.folder = newFolder(engine, ac, newFoldStats(mgr.Metrics()), newInvalidLog(mgr.Logger()))
 	if b.checkEvery, err = conf.FieldDuration(mabFieldCheckInterval); err != nil {
 		return nil, err
 	}
@@ -265,30 +364,54 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 	if b.stateKey, err = conf.FieldString(mabFieldStateKey); err != nil {
 		return nil, err
 	}
-	signal.Notify(b.stopSignal, syscall.SIGINT, syscall.SIGTERM)
 	if conf.Contains(mabFieldStateCache) {
 		if b.stateCache, err = conf.FieldString(mabFieldStateCache); err != nil {
 			return nil, err
 		}
-	} else {
-		b.restored = true
 	}
+	signal.Notify(b.stopSignal, syscall.SIGINT, syscall.SIGTERM)
 	return b, nil
 }
 
-// restore reads the frontier saved by an earlier run before the first input
-// is folded, retrying until it succeeds: aggregating without it could emit
-// partial values for windows an earlier run already emitted. It runs at the
-// first write rather than at construction so that a cache that is slow to
-// come up (a Kafka topic being created) delays data, not start-up.
-func (b *aggregateBuffer) restore(ctx context.Context) bool {
+// laneOf returns the lane of input partition src, creating it. In stage
+// single every message goes to one lane.
+func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
+	if b.stage == stageSingle {
+		src = windowagg.Source{}
+	}
+	if l := b.lanes[src]; l != nil {
+		return l, nil
+	}
+	engine, err := b.config.newEngine(b.clock)
+	if err != nil {
+		return nil, err
+	}
+	l := &lane{
+		src: src, stateKey: b.stateKey, engine: engine, restored: b.stateCache == "",
+		offset: math.MinInt64, delivered: math.MinInt64, saved: math.MinInt64,
+	}
+	if b.stage != stageSingle {
+		l.stateKey = fmt.Sprintf("%s/%s/%d", b.stateKey, src.Stream, src.Partition)
+	}
+	b.lanes[src] = l
+	b.laneOrder = append(b.laneOrder, l)
+	return l, nil
+}
+
+// restore reads the frontier saved by an earlier run of lane l before its
+// first input is folded, retrying until it succeeds: aggregating without it
+// could emit partial values for windows an earlier run already emitted. It
+// runs at the first write rather than at construction so that a cache that
+// is slow to come up (a Kafka topic being created) delays data, not
+// start-up, and so that a lane's partition can come from another instance.
+func (b *aggregateBuffer) restore(ctx context.Context, l *lane) bool {
 	for attempt := 1; ; attempt++ {
-		err := b.restoreFrontier(ctx)
+		err := b.restoreFrontier(ctx, l)
 		if err == nil {
-			b.restored = true
+			l.restored = true
 			return true
 		}
-		b.log.Warnf("Reading the saved window frontier failed (attempt %d), input waits: %v", attempt, err)
+		b.log.Warnf("Reading the saved window frontier %q failed (attempt %d), input waits: %v", l.stateKey, attempt, err)
 		t := time.NewTimer(retryBackoff(attempt))
 		select {
 		case <-ctx.Done():
@@ -299,17 +422,17 @@ func (b *aggregateBuffer) restore(ctx context.Context) bool {
 	}
 }
 
-// restoreFrontier reads the frontier saved by an earlier run.
-func (b *aggregateBuffer) restoreFrontier(ctx context.Context) error {
+// restoreFrontier reads the frontier saved by an earlier run of lane l.
+func (b *aggregateBuffer) restoreFrontier(ctx context.Context, l *lane) error {
 	var raw []byte
 	var getErr error
 	if err := b.res.AccessCache(ctx, b.stateCache, func(c service.Cache) {
-		raw, getErr = c.Get(ctx, b.stateKey)
+		raw, getErr = c.Get(ctx, l.stateKey)
 	}); err != nil {
 		return fmt.Errorf("%s %q: %w", mabFieldStateCache, b.stateCache, err)
 	}
 	if errors.Is(getErr, service.ErrKeyNotFound) {
-		b.log.Infof("No saved window frontier under %q: starting fresh", b.stateKey)
+		b.log.Infof("No saved window frontier under %q: starting fresh", l.stateKey)
 		return nil
 	}
 	if getErr != nil {
@@ -317,57 +440,147 @@ func (b *aggregateBuffer) restoreFrontier(ctx context.Context) error {
 	}
 	frontier, err := strconv.ParseInt(string(raw), 10, 64)
 	if err != nil {
-		return fmt.Errorf("the window frontier saved under %q is not a number: %q", b.stateKey, raw)
+		return fmt.Errorf("the window frontier saved under %q is not a number: %q", l.stateKey, raw)
 	}
 	b.settleMu.Lock()
 	b.mu.Lock()
-	b.folder.engine.Restore(frontier)
-	b.delivered, b.saved = frontier, frontier
+	l.engine.Restore(frontier)
+	l.delivered, l.saved = frontier, frontier
 	b.mu.Unlock()
 	b.settleMu.Unlock()
-	b.log.Infof("Restored window frontier %s: input for windows closed before it is skipped as already emitted",
-		time.UnixMilli(frontier).UTC().Format(time.RFC3339))
+	b.log.Infof("Restored window frontier %s of %q: input for windows closed before it is skipped as already emitted",
+		time.UnixMilli(frontier).UTC().Format(time.RFC3339), l.stateKey)
 	return nil
 }
 
-// WriteBatch folds the batch into the engine and keeps its acknowledgement
-// until the windows it went into are delivered. It never fails: bad messages
-// are counted and skipped, since a nack could commit the batch unprocessed.
-func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageBatch, ack service.AckFunc) error {
-	if !b.restored && !b.restore(ctx) {
-		// Stopping before the state could be read: leave the batch
-		// unacknowledged so that it is replayed, since a nack could commit it.
-		return nil
-	}
+// lanePart is the part of an input batch that goes to one lane.
+type lanePart struct {
+	lane  *lane
+	batch service.MessageBatch
+}
+
+// split divides batch by lane, keeping the order of each lane's messages.
+// Kafka inputs batch per partition, so there is usually one part.
+func (b *aggregateBuffer) split(batch service.MessageBatch) ([]lanePart, error) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	var parts []lanePart
+	for _, msg := range batch {
+		l, err := b.laneOf(messageSource(msg))
+		if err != nil {
+			return nil, err
+		}
+		if n := len(parts); n > 0 && parts[n-1].lane == l {
+			parts[n-1].batch = append(parts[n-1].batch, msg)
+			continue
+		}
+		if i := slices.IndexFunc(parts, func(p lanePart) bool { return p.lane == l }); i >= 0 {
+			parts[i].batch = append(parts[i].batch, msg)
+			continue
+		}
+		parts = append(parts, lanePart{lane: l, batch: service.MessageBatch{msg}})
+	}
+	return parts, nil
+}
+
+// WriteBatch folds the batch into the engines of its lanes and keeps its
+// acknowledgement until the windows it went into are delivered. It never
+// fails on input: bad messages are counted and skipped, since a nack could
+// commit the batch unprocessed.
+func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageBatch, ack service.AckFunc) error {
+	parts, err := b.split(batch)
+	if err != nil {
+		return err
+	}
+	acks := splitAck(ack, len(parts))
+	for i, p := range parts {
+		if !p.lane.restored && !b.restore(ctx, p.lane) {
+			// Stopping before the state could be read: leave the batch
+			// unacknowledged so that it is replayed, since a nack could
+			// commit it.
+			return nil
+		}
+		if b.fold(p.lane, p.batch, acks[i]) {
+			continue
+		}
+		if err := acks[i](ctx, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fold folds one lane's part of a batch and holds its acknowledgement when
+// it must wait for output; it returns whether it did.
+func (b *aggregateBuffer) fold(l *lane, batch service.MessageBatch, ack service.AckFunc) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	defer b.updateGauges()
+	for _, msg := range batch {
+		l.offset = max(l.offset, messageOffset(msg))
+	}
+	b.folder.engine = l.engine
 	closeAt, corrected := b.folder.foldBatch(batch)
 	dead := len(b.folder.deadLetters) > 0
 	if dead {
-		b.deadLetters = append(b.deadLetters, b.folder.deadLetters...)
+		l.deadLetters = append(l.deadLetters, b.folder.deadLetters...)
 		b.folder.deadLetters = nil
 	}
-	hold := closeAt != 0 || corrected || dead
-	if hold {
-		h := heldAck{closeAt: closeAt, ack: ack}
-		if closeAt == 0 {
-			h.closeAt = math.MinInt64 // waits for no window
-		}
-		if corrected || dead {
-			// The next flush emits the corrections and dead letters.
-			h.seq = b.flushSeq + 1
-		}
-		heap.Push(&b.held, h)
-		b.heldGauge.Set(int64(len(b.held)))
+	if closeAt == 0 && !corrected && !dead {
+		return false
 	}
-	b.mu.Unlock()
-	if !hold {
-		return ack(ctx, nil)
+	h := heldAck{closeAt: closeAt, ack: ack}
+	if closeAt == 0 {
+		h.closeAt = math.MinInt64 // waits for no window
 	}
-	return nil
+	if corrected || dead {
+		// The next flush emits the corrections and dead letters.
+		h.seq = l.flushSeq + 1
+	}
+	heap.Push(&l.held, h)
+	return true
+}
+
+// splitAck returns n acknowledgements that acknowledge the batch once all
+// of them have been called. This buffer never nacks.
+func splitAck(ack service.AckFunc, n int) []service.AckFunc {
+	if n == 1 {
+		return []service.AckFunc{ack}
+	}
+	var remaining atomic.Int32
+	remaining.Store(int32(n))
+	part := func(ctx context.Context, err error) error {
+		if remaining.Add(-1) == 0 {
+			return ack(ctx, nil)
+		}
+		return nil
+	}
+	acks := make([]service.AckFunc, n)
+	for i := range acks {
+		acks[i] = part
+	}
+	return acks
+}
+
+// updateGauges sets the gauges summed over lanes.
+func (b *aggregateBuffer) updateGauges() {
+	var held, open int
+	frontier := int64(math.MaxInt64)
+	for _, l := range b.laneOrder {
+		held += len(l.held)
+		open += l.engine.OpenSeries()
+		frontier = min(frontier, l.engine.Frontier())
+	}
+	b.heldGauge.Set(int64(held))
+	b.folder.stats.openSeries.Set(int64(open))
+	if len(b.laneOrder) > 0 && frontier != math.MinInt64 {
+		b.frontierGauge.Set(frontier)
+	}
 }
 
 // ReadBatch returns the next output batch: a retry whose back-off has passed,
-// or aggregates of windows the watermark has closed since the last call.
+// aggregates of windows the watermark has closed since the last call, or
+// progress.
 func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
 	for {
 		b.mu.Lock()
@@ -379,13 +592,16 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 		default:
 		}
 		if b.outputIdle() && !b.stopping {
-			b.flush(now)
+			for _, l := range b.laneOrder {
+				b.flush(l, now)
+			}
+			b.queueProgress(now)
 		}
 		if c := b.nextReady(now); c != nil {
 			b.mu.Unlock()
 			return c.batch, b.chunkAck(c), nil
 		}
-		done := b.endOfInput && len(b.queue) == 0 && len(b.flushes) == 0
+		done := b.endOfInput && len(b.queue) == 0 && !b.pendingFlushes()
 		wait := b.checkEvery
 		if len(b.queue) > 0 {
 			wait = min(wait, b.queue[0].retryAt.Sub(now))
@@ -407,42 +623,104 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 	}
 }
 
-// flush closes due windows and queues their aggregates in chunks. An empty
-// flush that moved the frontier is recorded too: input held for windows
-// that produced no aggregate must be released as well.
-func (b *aggregateBuffer) flush(now time.Time) {
-	before := b.folder.engine.Frontier()
-	aggs, frontier := b.folder.engine.Flush(nil)
-	if frontier == before && len(aggs) == 0 && len(b.deadLetters) == 0 {
+// flush closes lane l's due windows and queues their output in chunks. An
+// empty flush that moved the frontier is recorded too: input held for
+// windows that produced no aggregate must be released as well.
+func (b *aggregateBuffer) flush(l *lane, now time.Time) {
+	before := l.engine.Frontier()
+	var out service.MessageBatch
+	var frontier int64
+	if b.stage == stagePartials {
+		var states []windowagg.SeriesState
+		states, frontier = l.engine.FlushStates(nil)
+		out = b.encodeStates(l, states)
+	} else {
+		var aggs []windowagg.Aggregate
+		aggs, frontier = l.engine.Flush(nil)
+		out = b.encoder.encode(aggs, now)
+	}
+	if frontier == before && len(out) == 0 && len(l.deadLetters) == 0 {
 		return
 	}
-	b.frontierGauge.Set(frontier)
-	b.folder.stats.openSeries.Set(int64(b.folder.engine.OpenSeries()))
-	b.flushSeq++
-	mark := &flushMark{seq: b.flushSeq, frontier: frontier}
-	b.flushes = append(b.flushes, mark)
-	out := append(b.encoder.encode(aggs, now), b.deadLetters...)
-	b.deadLetters = nil
+	b.updateGauges()
+	l.flushSeq++
+	mark := &flushMark{seq: l.flushSeq, frontier: frontier}
+	l.flushes = append(l.flushes, mark)
+	out = append(out, l.deadLetters...)
+	l.deadLetters = nil
 	for batch := range slices.Chunk(out, b.maxBatch) {
 		b.queue = append(b.queue, &outChunk{flush: mark, batch: batch})
 		mark.pending++
 	}
 }
 
-// outputIdle reports whether every flushed aggregate has been delivered.
+// encodeStates renders the series states of a stage-one flush.
+func (b *aggregateBuffer) encodeStates(l *lane, states []windowagg.SeriesState) service.MessageBatch {
+	out := make(service.MessageBatch, 0, len(states))
+	for i := range states {
+		msg, err := stateMessage(&states[i], l.src, l.offset, b.partitions)
+		if err != nil {
+			// Only a value JSON cannot carry gets here, and the
+			// encoding keeps even infinities: this is a bug.
+			b.log.Errorf("Encoding the state of rule %q: %v", states[i].Rule, err)
+			continue
+		}
+		out = append(out, msg)
+	}
+	return out
+}
+
+// queueProgress queues, in stage partials, the progress of every lane once
+// per progress interval, addressed to every partials partition. It goes out
+// only when the output is idle, so it never reports a frontier whose states
+// are still on their way, and an outage does not pile it up.
+func (b *aggregateBuffer) queueProgress(now time.Time) {
+	if b.stage != stagePartials || now.Before(b.nextProgress) || len(b.laneOrder) == 0 {
+		return
+	}
+	b.nextProgress = now.Add(b.progressEvery)
+	progress := make([]wireProgress, 0, len(b.laneOrder))
+	for _, l := range b.laneOrder {
+		if !l.restored {
+			continue
+		}
+		p := wireProgress{Source: sourceOf(l.src, l.offset), LagMS: b.config.engine.Lag.Milliseconds()}
+		if l.delivered != math.MinInt64 {
+			through := l.delivered
+			p.Through = &through
+		}
+		// Idle only once everything it closed is delivered.
+		p.Idle = len(l.flushes) == 0 && l.engine.Idle()
+		progress = append(progress, p)
+	}
+	if len(progress) == 0 {
+		return
+	}
+	batch, err := progressMessages(progress, b.partitions)
+	if err != nil {
+		b.log.Errorf("Encoding progress: %v", err)
+		return
+	}
+	b.queue = append(b.queue, &outChunk{batch: batch})
+}
+
+// outputIdle reports whether every flushed message has been delivered.
 // Windows are closed only then: during an output outage the input backs up
 // and goes quiet, and the idle rule must not mistake that for the end of the
 // data and close windows whose input has not been read yet.
 func (b *aggregateBuffer) outputIdle() bool {
-	if len(b.queue) > 0 {
-		return false
-	}
-	for _, f := range b.flushes {
-		if f.pending > 0 {
-			return false
+	return len(b.queue) == 0 && !b.pendingFlushes()
+}
+
+func (b *aggregateBuffer) pendingFlushes() bool {
+	for _, l := range b.laneOrder {
+		for _, f := range l.flushes {
+			if f.pending > 0 {
+				return true
+			}
 		}
 	}
-	return true
+	return false
 }
 
 func (b *aggregateBuffer) nextReady(now time.Time) *outChunk {
@@ -466,7 +744,10 @@ func (b *aggregateBuffer) chunkAck(c *outChunk) service.AckFunc {
 			b.queue = append([]*outChunk{c}, b.queue...)
 			b.mu.Unlock()
 			b.retries.Incr(1)
-			b.log.Warnf("Writing %d aggregates failed (attempt %d), retrying: %v", len(c.batch), c.attempts, err)
+			b.log.Warnf("Writing %d messages failed (attempt %d), retrying: %v", len(c.batch), c.attempts, err)
+			return nil
+		}
+		if c.flush == nil {
 			return nil
 		}
 		b.mu.Lock()
@@ -483,37 +764,46 @@ func retryBackoff(attempts int) time.Duration {
 	return min(d, 10*time.Second)
 }
 
-// settle advances the delivered frontier over fully acknowledged flushes,
-// saves it when input is waiting on it, and then releases that input.
+// settle advances each lane's delivered frontier over its fully
+// acknowledged flushes, saves it when input is waiting on it, and then
+// releases that input.
 func (b *aggregateBuffer) settle(ctx context.Context) {
 	b.settleMu.Lock()
 	defer b.settleMu.Unlock()
-
 	b.mu.Lock()
-	for len(b.flushes) > 0 && b.flushes[0].pending == 0 {
-		b.delivered, b.deliveredSeq = b.flushes[0].frontier, b.flushes[0].seq
-		b.flushes = b.flushes[1:]
+	lanes := slices.Clone(b.laneOrder)
+	b.mu.Unlock()
+	for _, l := range lanes {
+		b.settleLane(ctx, l)
 	}
-	target, deliveredSeq := b.delivered, b.deliveredSeq
-	waiting := len(b.held) > 0 && b.held[0].closeAt <= target
+}
+
+func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
+	b.mu.Lock()
+	for len(l.flushes) > 0 && l.flushes[0].pending == 0 {
+		l.delivered, l.deliveredSeq = l.flushes[0].frontier, l.flushes[0].seq
+		l.flushes = l.flushes[1:]
+	}
+	target, deliveredSeq := l.delivered, l.deliveredSeq
+	waiting := len(l.held) > 0 && l.held[0].closeAt <= target
 	b.mu.Unlock()
 
-	if target > b.saved && waiting {
+	if target > l.saved && waiting {
 		if b.stateCache != "" {
-			if err := b.saveFrontier(ctx, target); err != nil {
-				b.log.Errorf("Saving the window frontier failed, holding input until it succeeds: %v", err)
+			if err := b.saveFrontier(ctx, l.stateKey, target); err != nil {
+				b.log.Errorf("Saving the window frontier %q failed, holding input until it succeeds: %v", l.stateKey, err)
 				return
 			}
 		}
-		b.saved = target
+		l.saved = target
 	}
 
 	var release []service.AckFunc
 	b.mu.Lock()
-	for len(b.held) > 0 && b.held[0].closeAt <= b.saved && b.held[0].seq <= deliveredSeq {
-		release = append(release, heap.Pop(&b.held).(heldAck).ack)
+	for len(l.held) > 0 && l.held[0].closeAt <= l.saved && l.held[0].seq <= deliveredSeq {
+		release = append(release, heap.Pop(&l.held).(heldAck).ack)
 	}
-	b.heldGauge.Set(int64(len(b.held)))
+	b.updateGauges()
 	b.mu.Unlock()
 	for _, ack := range release {
 		if err := ack(ctx, nil); err != nil {
@@ -522,10 +812,10 @@ func (b *aggregateBuffer) settle(ctx context.Context) {
 	}
 }
 
-func (b *aggregateBuffer) saveFrontier(ctx context.Context, frontier int64) error {
+func (b *aggregateBuffer) saveFrontier(ctx context.Context, key string, frontier int64) error {
 	var setErr error
 	if err := b.res.AccessCache(ctx, b.stateCache, func(c service.Cache) {
-		setErr = c.Set(ctx, b.stateKey, strconv.AppendInt(nil, frontier, 10), nil)
+		setErr = c.Set(ctx, key, strconv.AppendInt(nil, frontier, 10), nil)
 	}); err != nil {
 		return err
 	}

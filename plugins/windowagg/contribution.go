@@ -20,7 +20,8 @@ import (
 // hands it to stage two.
 type SeriesState struct {
 	Rule        string // the rule's name
-	WindowStart int64  // epoch ms
+	WindowStart int64  // epoch ms, inclusive
+	WindowEnd   int64  // epoch ms, exclusive
 	TenantID    string
 	Region      string
 	// Values are the values of the rule's GroupBy dimensions.
@@ -41,7 +42,7 @@ func (e *Engine) FlushStates(dst []SeriesState) ([]SeriesState, int64) {
 			tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)))
 			t := e.tenants.str(tenant)
 			dst = append(dst, SeriesState{
-				Rule: r.Name, WindowStart: w.start, TenantID: t, Region: e.regions.str(s.region),
+				Rule: r.Name, WindowStart: w.start, WindowEnd: w.start + r.size, TenantID: t, Region: e.regions.str(s.region),
 				Values: values, State: s.state, Route: r.route(t, values),
 			})
 		}
@@ -64,8 +65,8 @@ func (e *Engine) Contribute(src Source, offset int64, s *SeriesState) (AddResult
 		return res, fmt.Errorf("the engine does not take contributions")
 	case r == nil:
 		return res, fmt.Errorf("no rule named %q", s.Rule)
-	case floorDiv(s.WindowStart, r.size)*r.size != s.WindowStart:
-		return res, fmt.Errorf("rule %q: window start %d is not aligned to its window of %d ms", s.Rule, s.WindowStart, r.size)
+	case s.WindowEnd-s.WindowStart != r.size || floorDiv(s.WindowStart, r.size)*r.size != s.WindowStart:
+		return res, fmt.Errorf("rule %q: window [%d, %d) is not one of its windows of %d ms", s.Rule, s.WindowStart, s.WindowEnd, r.size)
 	case len(s.Values) != len(r.GroupBy):
 		return res, fmt.Errorf("rule %q groups by %d dimensions, the state has %d values", s.Rule, len(r.GroupBy), len(s.Values))
 	case s.State.Count <= 0:

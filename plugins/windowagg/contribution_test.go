@@ -129,7 +129,7 @@ func TestContributionReplacesNewerAndIgnoresStale(t *testing.T) {
 	two := newStageTwo(t, clock, 0, Rule{Name: "s", MetricName: "cpu", OutputName: "cpu_sum", Function: fn(t, "sum")})
 	contribute := func(src Source, offset int64, values ...float64) AddResult {
 		t.Helper()
-		r, err := two.Contribute(src, offset, &SeriesState{Rule: "s", WindowStart: t0, TenantID: "a", State: stateOf(values...)})
+		r, err := two.Contribute(src, offset, &SeriesState{Rule: "s", WindowStart: t0, WindowEnd: t0 + 10_000, TenantID: "a", State: stateOf(values...)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -160,7 +160,7 @@ func TestContributionReplacesNewerAndIgnoresStale(t *testing.T) {
 func TestProgressIdleAndStale(t *testing.T) {
 	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
 	two := newStageTwo(t, clock, 0, Rule{Name: "s", MetricName: "cpu", OutputName: "cpu_sum", Function: fn(t, "sum")})
-	if _, err := two.Contribute(p0, 1, &SeriesState{Rule: "s", WindowStart: t0, TenantID: "a", State: stateOf(1)}); err != nil {
+	if _, err := two.Contribute(p0, 1, &SeriesState{Rule: "s", WindowStart: t0, WindowEnd: t0 + 10_000, TenantID: "a", State: stateOf(1)}); err != nil {
 		t.Fatal(err)
 	}
 	two.Progress(p0, 1, t0+12_000, false)
@@ -184,7 +184,7 @@ func TestContributionCorrectsKeptWindow(t *testing.T) {
 	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
 	two := newStageTwo(t, clock, time.Minute, Rule{Name: "s", MetricName: "cpu", OutputName: "cpu_sum", Function: fn(t, "sum")})
 	for _, src := range []Source{p0, p1} {
-		if _, err := two.Contribute(src, 1, &SeriesState{Rule: "s", WindowStart: t0, State: stateOf(1)}); err != nil {
+		if _, err := two.Contribute(src, 1, &SeriesState{Rule: "s", WindowStart: t0, WindowEnd: t0 + 10_000, State: stateOf(1)}); err != nil {
 			t.Fatal(err)
 		}
 		two.Progress(src, 1, t0+12_000, false)
@@ -192,7 +192,7 @@ func TestContributionCorrectsKeptWindow(t *testing.T) {
 	if out, _ := two.Flush(nil); len(out) != 1 || out[0].Value != 2 {
 		t.Fatalf("want 2, got %+v", out)
 	}
-	r, err := two.Contribute(p1, 2, &SeriesState{Rule: "s", WindowStart: t0, State: stateOf(1, 5)})
+	r, err := two.Contribute(p1, 2, &SeriesState{Rule: "s", WindowStart: t0, WindowEnd: t0 + 10_000, State: stateOf(1, 5)})
 	if err != nil || r.Corrected != 1 {
 		t.Fatalf("correction: %+v %v", r, err)
 	}
@@ -205,10 +205,10 @@ func TestContributionErrors(t *testing.T) {
 	clock := &fakeClock{now: time.UnixMilli(t0)}
 	two := newStageTwo(t, clock, 0, Rule{Name: "s", MetricName: "cpu", OutputName: "o", Function: fn(t, "sum"), GroupBy: []string{"h"}})
 	for _, s := range []SeriesState{
-		{Rule: "nope", WindowStart: t0, Values: []string{"x"}, State: stateOf(1)},
-		{Rule: "s", WindowStart: t0 + 1, Values: []string{"x"}, State: stateOf(1)},
-		{Rule: "s", WindowStart: t0, State: stateOf(1)},
-		{Rule: "s", WindowStart: t0, Values: []string{"x"}},
+		{Rule: "nope", WindowStart: t0, WindowEnd: t0 + 10_000, Values: []string{"x"}, State: stateOf(1)},
+		{Rule: "s", WindowStart: t0 + 1, WindowEnd: t0 + 10_001, Values: []string{"x"}, State: stateOf(1)},
+		{Rule: "s", WindowStart: t0, WindowEnd: t0 + 10_000, State: stateOf(1)},
+		{Rule: "s", WindowStart: t0, WindowEnd: t0 + 10_000, Values: []string{"x"}},
 	} {
 		if _, err := two.Contribute(p0, 0, &s); err == nil {
 			t.Errorf("no error for %+v", s)
