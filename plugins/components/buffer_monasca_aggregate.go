@@ -111,8 +111,9 @@ instances, run two stages over Kafka, each a consumer group of any number of ins
 - `+"`stage: merge`"+` keeps, per partials partition, one contribution per input partition for each series and window. A
   contribution replaces that partition's earlier one unless it reflects an earlier input offset, so a replay (a crash, or a
   partition moving between instances) never counts anything twice. A window closes when every input partition's progress has
-  passed it (partitions reported idle are not waited for, nor any silent for `+"`idle_timeout`"+`); its contributions are merged
-  and the final metrics written, with the values a single instance computes. A contribution for a closed window is late and
+  passed it; partitions reported idle are not waited for, nor, once the others move on, any that has reported nothing for
+  `+"`idle_timeout`"+` (silence alone closes nothing: stage one may be down). Its contributions are merged and the final metrics
+  written, with the values a single instance computes. A contribution for a closed window is late and
   follows `+"`late_policy`"+`.
 
 Both stages must use the same specifications, `+"`window_size`"+` and `+"`window_lag`"+`; states and progress that do not fit are
@@ -464,6 +465,10 @@ type lanePart struct {
 func (b *aggregateBuffer) split(batch service.MessageBatch) ([]lanePart, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.stage == stageSingle {
+		l, err := b.laneOf(windowagg.Source{})
+		return []lanePart{{lane: l, batch: batch}}, err
+	}
 	var parts []lanePart
 	for _, msg := range batch {
 		l, err := b.laneOf(messageSource(msg))
@@ -516,8 +521,10 @@ func (b *aggregateBuffer) fold(l *lane, batch service.MessageBatch, ack service.
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	defer b.updateGauges()
-	for _, msg := range batch {
-		l.offset = max(l.offset, messageOffset(msg))
+	if b.stage == stagePartials {
+		for _, msg := range batch {
+			l.offset = max(l.offset, messageOffset(msg))
+		}
 	}
 	b.folder.engine = l.engine
 	closeAt, corrected := b.folder.foldBatch(batch)

@@ -219,3 +219,23 @@ func TestContributionErrors(t *testing.T) {
 		t.Error("duplicate rule names accepted")
 	}
 }
+
+// TestSilentSourcesCloseNothing: when every stage-one source falls silent
+// without reporting itself idle (stage one is down), open windows stay open;
+// once all report idle, they close.
+func TestSilentSourcesCloseNothing(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
+	two := newStageTwo(t, clock, 0, Rule{Name: "s", MetricName: "cpu", OutputName: "cpu_sum", Function: fn(t, "sum")})
+	if _, err := two.Contribute(p0, 1, &SeriesState{Rule: "s", WindowStart: t0, WindowEnd: t0 + 10_000, State: stateOf(1)}); err != nil {
+		t.Fatal(err)
+	}
+	two.Progress(p0, 1, t0, false)
+	clock.advance(time.Hour)
+	if out, _ := two.Flush(nil); len(out) != 0 {
+		t.Fatalf("closed on silence alone: %+v", out)
+	}
+	two.Progress(p0, 2, t0, true)
+	if out, _ := two.Flush(nil); len(out) != 1 {
+		t.Fatalf("not closed once every source reported idle: %+v", out)
+	}
+}

@@ -382,12 +382,30 @@ func (e *Engine) closeTime() int64 {
 	switch {
 	case ok && now.Sub(e.discovered) < e.cfg.Discovery:
 		return e.frontier
-	case !ok && e.anyOpen():
+	case !ok && e.anyOpen() && e.allQuiet():
 		return e.lastCloseAt()
 	case !ok:
 		return e.frontier
 	}
 	return wm
+}
+
+// allQuiet reports whether no source will deliver for the open windows.
+// Without contributions, quiet is the idle timeout. With them, only sources
+// that reported themselves idle have closed everything: one that merely
+// went silent (stage one down, or cut off from the partials topic) may
+// still deliver, so it is no longer waited for once others move on, but its
+// silence alone closes nothing.
+func (e *Engine) allQuiet() bool {
+	if !e.cfg.Contributions {
+		return true
+	}
+	for _, s := range e.sources {
+		if !s.idle {
+			return false
+		}
+	}
+	return true
 }
 
 func (e *Engine) anyOpen() bool {

@@ -8,6 +8,11 @@
 //
 //	go run ./tests/bench                 # 2,000,000 metrics
 //	go run ./tests/bench -metrics 500000
+//	go run ./tests/bench -stages         # also the two scale-out stages
+//
+// With -stages it then runs pipelines/scale-out/stage1.yaml over the same
+// backlog, writing to an 8-partition partials topic, and stage2.yaml over
+// what stage one wrote: one instance of each, for sizing a scale-out.
 package main
 
 import (
@@ -111,6 +116,17 @@ type result struct {
 	PassthroughPeakRSSBytes   int64   `json:"passthrough_peak_rss_bytes"`
 	Ratio                     float64 `json:"ratio"`
 	StartupToReadyMs          float64 `json:"startup_to_ready_ms"`
+
+	// With -stages.
+	Stage1MetricsPerSec    float64 `json:"stage1_metrics_per_sec,omitempty"`
+	Stage1CPUSecPerMillion float64 `json:"stage1_cpu_s_per_million,omitempty"`
+	Stage1PeakRSSBytes     int64   `json:"stage1_peak_rss_bytes,omitempty"`
+	PartialsMessages       int64   `json:"partials_messages,omitempty"`
+	Stage2MessagesPerSec   float64 `json:"stage2_messages_per_sec,omitempty"`
+	Stage2Seconds          float64 `json:"stage2_seconds,omitempty"`
+	Stage2CPUSeconds       float64 `json:"stage2_cpu_s,omitempty"`
+	Stage2PeakRSSBytes     int64   `json:"stage2_peak_rss_bytes,omitempty"`
+	Stage2Aggregates       int64   `json:"stage2_aggregates,omitempty"`
 }
 
 func main() {
@@ -118,14 +134,15 @@ func main() {
 	window := flag.Duration("window", 10*time.Second, "WINDOW_SIZE of the aggregation")
 	bin := flag.String("bin", "", "a prebuilt monasca-connect binary (default: build one)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the aggregation run's first seconds to this file")
+	stages := flag.Bool("stages", false, "also run the two scale-out stages, one instance each")
 	flag.Parse()
-	if err := run(*n, *window, *bin); err != nil {
+	if err := run(*n, *window, *bin, *stages); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(n int, window time.Duration, bin string) error {
+func run(n int, window time.Duration, bin string, stages bool) error {
 	root, err := repoRoot()
 	if err != nil {
 		return err
@@ -154,7 +171,7 @@ func run(n int, window time.Duration, bin string) error {
 	}
 
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(),
-		kfake.SeedTopics(partitions, inputTopic, "aggregated", "passthrough"))
+		kfake.SeedTopics(partitions, inputTopic, "aggregated", "passthrough", "partials", "aggregated-stage2"))
 	if err != nil {
 		return err
 	}
@@ -171,13 +188,13 @@ func run(n int, window time.Duration, bin string) error {
 	var res result
 	res.Metrics = n
 	fmt.Fprintln(os.Stderr, "aggregation run ...")
-	agg, err := measure(ctx, bin, filepath.Join(root, "pipelines", "monasca-aggregation.yaml"), root, brokers, "aggregation", "aggregated",
+	agg, err := measure(ctx, bin, filepath.Join(root, "pipelines", "monasca-aggregation.yaml"), root, brokers, "aggregation", inputTopic, "aggregated", 0,
 		"AGGREGATION_SPECS="+specsPath, "WINDOW_SIZE="+window.String(), "WINDOW_LAG=2s", "IDLE_TIMEOUT=30s")
 	if err != nil {
 		return fmt.Errorf("aggregation run: %w", err)
 	}
 	fmt.Fprintln(os.Stderr, "pass-through run ...")
-	pt, err := measure(ctx, bin, ptPath, root, brokers, "passthrough", "passthrough")
+	pt, err := measure(ctx, bin, ptPath, root, brokers, "passthrough", inputTopic, "passthrough", 0)
 	if err != nil {
 		return fmt.Errorf("pass-through run: %w", err)
 	}
@@ -193,8 +210,43 @@ func run(n int, window time.Duration, bin string) error {
 	fmt.Printf("pass-through: %d metrics in %.2f s = %.0f metrics/s, %.2f CPU-s per million, peak RSS %.0f MiB\n",
 		n, res.PassthroughSeconds, res.PassthroughMetricsPerSec, res.PassthroughCPUSecPerMilli, float64(res.PassthroughPeakRSSBytes)/(1<<20))
 	fmt.Printf("ratio (aggregation / pass-through): %.2f\n", res.Ratio)
+	if stages {
+		if err := runStages(ctx, &res, bin, root, brokers, specsPath, window); err != nil {
+			return err
+		}
+	}
 	line, _ := json.Marshal(res)
 	fmt.Println(string(line))
+	return nil
+}
+
+// runStages runs stage one over the backlog, then stage two over the
+// partials stage one wrote.
+func runStages(ctx context.Context, res *result, bin, root, brokers, specsPath string, window time.Duration) error {
+	specEnv := []string{"AGGREGATION_SPECS=" + specsPath, "WINDOW_SIZE=" + window.String(), "WINDOW_LAG=2s"}
+	fmt.Fprintln(os.Stderr, "scale-out stage one ...")
+	// Stage one reports progress once a second: give it time to report the
+	// last windows after its input is committed.
+	one, err := measure(ctx, bin, filepath.Join(root, "pipelines", "scale-out", "stage1.yaml"), root, brokers, "stage1", inputTopic, "partials", 3*time.Second,
+		append(specEnv, "PARTIALS_TOPIC=partials", fmt.Sprintf("PARTIALS_PARTITIONS=%d", partitions), "IDLE_TIMEOUT=30s")...)
+	if err != nil {
+		return fmt.Errorf("stage one: %w", err)
+	}
+	fmt.Fprintln(os.Stderr, "scale-out stage two ...")
+	two, err := measure(ctx, bin, filepath.Join(root, "pipelines", "scale-out", "stage2.yaml"), root, brokers, "stage2", "partials", "aggregated-stage2", 0,
+		append(specEnv, "PARTIALS_TOPIC=partials", "IDLE_TIMEOUT=60s")...)
+	if err != nil {
+		return fmt.Errorf("stage two: %w", err)
+	}
+	res.Stage1MetricsPerSec = float64(res.Metrics) / one.seconds
+	res.Stage1CPUSecPerMillion = one.cpu / float64(res.Metrics) * 1e6
+	res.Stage1PeakRSSBytes, res.PartialsMessages = one.peakRSS, one.produced
+	res.Stage2Seconds, res.Stage2CPUSeconds, res.Stage2PeakRSSBytes, res.Stage2Aggregates = two.seconds, two.cpu, two.peakRSS, two.produced
+	res.Stage2MessagesPerSec = float64(one.produced) / two.seconds
+	fmt.Printf("stage one:    %d metrics = %.0f metrics/s, %.2f CPU-s per million, peak RSS %.0f MiB, %d partials messages\n",
+		res.Metrics, res.Stage1MetricsPerSec, res.Stage1CPUSecPerMillion, float64(one.peakRSS)/(1<<20), one.produced)
+	fmt.Printf("stage two:    %d partials messages in %.2f s = %.0f messages/s, %.2f CPU-s, peak RSS %.0f MiB, %d aggregates (single instance: %d)\n",
+		one.produced, two.seconds, res.Stage2MessagesPerSec, two.cpu, float64(two.peakRSS)/(1<<20), two.produced, res.Aggregates)
 	return nil
 }
 
@@ -254,7 +306,7 @@ type measurement struct {
 // measure runs one pipeline over the backlog until its consumer group has
 // committed every input offset, which both pipelines do only after the
 // output acknowledged what the input produced.
-func measure(ctx context.Context, bin, config, dir, brokers, group, outTopic string, env ...string) (measurement, error) {
+func measure(ctx context.Context, bin, config, dir, brokers, group, inTopic, outTopic string, linger time.Duration, env ...string) (measurement, error) {
 	var m measurement
 	addr, err := freeAddr()
 	if err != nil {
@@ -262,10 +314,10 @@ func measure(ctx context.Context, bin, config, dir, brokers, group, outTopic str
 	}
 	profile := cpuProfile != "" && outTopic == "aggregated"
 	args := []string{"run"}
-	if outTopic == "aggregated" {
-		// The pipeline holds its first windows for 15 s after start so that
-		// a restarted instance has all its partitions; that is start-up
-		// latency, not throughput.
+	if outTopic != "passthrough" {
+		// The pipelines hold their first windows for seconds after start so
+		// that a restarted instance has all its partitions; that is
+		// start-up latency, not throughput.
 		args = append(args, "--set", "buffer.monasca_aggregate.partition_discovery=1s")
 	}
 	if profile {
@@ -275,7 +327,7 @@ func measure(ctx context.Context, bin, config, dir, brokers, group, outTopic str
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), append(env,
-		"KAFKA_BROKERS="+brokers, "METRICS_TOPIC="+inputTopic, "AGGREGATED_TOPIC="+outTopic,
+		"KAFKA_BROKERS="+brokers, "METRICS_TOPIC="+inTopic, "AGGREGATED_TOPIC="+outTopic,
 		"CONSUMER_GROUP="+group, "HTTP_ADDRESS="+addr)...)
 	logs, err := os.CreateTemp("", "monasca-connect-bench-*.log")
 	if err != nil {
@@ -332,7 +384,7 @@ func measure(ctx context.Context, bin, config, dir, brokers, group, outTopic str
 	}
 	defer adm.Close()
 	admin := kadm.NewClient(adm)
-	ends, err := admin.ListEndOffsets(ctx, inputTopic)
+	ends, err := admin.ListEndOffsets(ctx, inTopic)
 	if err != nil {
 		return m, err
 	}
@@ -358,6 +410,10 @@ func measure(ctx context.Context, bin, config, dir, brokers, group, outTopic str
 	}
 	m.seconds = lastWrite.Sub(first).Seconds()
 	m.cpu, m.peakRSS, err = processStats(cmd.Process.Pid)
+	if linger > 0 {
+		time.Sleep(linger)
+		m.produced = outputCount(ctx, admin, outTopic)
+	}
 	return m, err
 }
 
