@@ -3,7 +3,6 @@ package components
 import (
 	"container/heap"
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -28,6 +27,7 @@ const (
 	mabFieldStage              = "stage"
 	mabFieldPartialsPartitions = "partials_partitions"
 	mabFieldProgressInterval   = "progress_interval"
+	mabFieldCheckpoint         = "checkpoint_interval"
 )
 
 // Values of stage.
@@ -129,6 +129,9 @@ be killed at any moment.
 			service.NewStringField(mabFieldStateKey).
 				Description("The key under which the frontier is saved. Instances that consume different inputs need different keys.").
 				Default("monasca-aggregate"),
+			service.NewDurationField(mabFieldCheckpoint).
+				Description("With `state_cache`, how often the whole aggregation state (open windows, watermark, emitted frontier and the input offsets it holds) is saved there. Input is acknowledged once a checkpoint holds it, so a restart replays at most this much input and skips what the checkpoint already holds, instead of replaying every open window's input; held input, and with it memory, stays within this much input. Checkpoints are saved in chunks of 512 KiB under `<state_key>#0/<n>` and `<state_key>#1/<n>` (alternately) with a manifest under `<state_key>`; a checkpoint costs about 60 bytes per open series. `0s` saves only the frontier and holds input until its windows are delivered.").
+				Default("5s"),
 			service.NewDurationField(mabFieldCheckInterval).
 				Description("How often the watermark is checked for windows to close.").
 				Default("100ms").
@@ -212,8 +215,9 @@ type aggregateBuffer struct {
 	stage      string
 	partitions int // of the partials topic (stage partials)
 
-	progressEvery time.Duration
-	nextProgress  time.Time
+	progressEvery   time.Duration
+	nextProgress    time.Time
+	checkpointEvery time.Duration // zero: frontier only
 
 	retries       *service.MetricCounter
 	heldGauge     *service.MetricGauge
@@ -255,6 +259,19 @@ type lane struct {
 	deliveredSeq int64                // number of that flush
 	held         heldAcks             // input acknowledgements waiting for delivery
 	saved        int64                // frontier known to be saved (or delivered, without a cache); under settleMu
+
+	// With checkpoints: the input offsets in the engine, by partition; the
+	// acknowledgements waiting for a checkpoint, in input order; the
+	// checkpoint taken and not yet saved, its number, the number of the last
+	// saved one and its generation.
+	applied        map[windowagg.Source]int64
+	waiting        []heldAck
+	changed        bool // folded or flushed since the last checkpoint
+	nextCheckpoint time.Time
+	pending        []byte
+	taken          int64
+	savedCkpt      int64
+	generation     int64
 }
 
 // flushMark is one Flush of a lane's engine: its number, the frontier it
@@ -278,9 +295,10 @@ type outChunk struct {
 // emitted) and flush seq has been delivered (the corrections it caused were
 // emitted).
 type heldAck struct {
-	closeAt int64
-	seq     int64
-	ack     service.AckFunc
+	closeAt    int64
+	seq        int64
+	checkpoint int64 // with checkpoints: the checkpoint that holds the input
+	ack        service.AckFunc
 }
 
 // heldAcks is a min-heap by close time.
@@ -369,6 +387,12 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		if b.stateCache, err = conf.FieldString(mabFieldStateCache); err != nil {
 			return nil, err
 		}
+		if b.checkpointEvery, err = conf.FieldDuration(mabFieldCheckpoint); err != nil {
+			return nil, err
+		}
+		if b.checkpointEvery < 0 {
+			return nil, fmt.Errorf("%s must not be negative", mabFieldCheckpoint)
+		}
 	}
 	signal.Notify(b.stopSignal, syscall.SIGINT, syscall.SIGTERM)
 	return b, nil
@@ -390,6 +414,7 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 	l := &lane{
 		src: src, stateKey: b.stateKey, engine: engine, restored: b.stateCache == "",
 		offset: math.MinInt64, delivered: math.MinInt64, saved: math.MinInt64,
+		applied: map[windowagg.Source]int64{},
 	}
 	if b.stage != stageSingle {
 		l.stateKey = fmt.Sprintf("%s/%s/%d", b.stateKey, src.Stream, src.Partition)
@@ -423,34 +448,39 @@ func (b *aggregateBuffer) restore(ctx context.Context, l *lane) bool {
 	}
 }
 
-// restoreFrontier reads the frontier saved by an earlier run of lane l.
+// restoreFrontier reads what an earlier run of lane l saved: a checkpoint,
+// from which the lane continues, or a frontier.
 func (b *aggregateBuffer) restoreFrontier(ctx context.Context, l *lane) error {
-	var raw []byte
-	var getErr error
-	if err := b.res.AccessCache(ctx, b.stateCache, func(c service.Cache) {
-		raw, getErr = c.Get(ctx, l.stateKey)
-	}); err != nil {
-		return fmt.Errorf("%s %q: %w", mabFieldStateCache, b.stateCache, err)
+	payload, gen, frontier, found, err := loadCheckpoint(ctx, b.res, b.stateCache, l.stateKey)
+	if err != nil {
+		return fmt.Errorf("reading the state saved under %q in %s %q: %w", l.stateKey, mabFieldStateCache, b.stateCache, err)
 	}
-	if errors.Is(getErr, service.ErrKeyNotFound) {
-		b.log.Infof("No saved window frontier under %q: starting fresh", l.stateKey)
+	if !found {
+		b.log.Infof("No saved window state under %q: starting fresh", l.stateKey)
 		return nil
 	}
-	if getErr != nil {
-		return fmt.Errorf("reading the window frontier from %s %q: %w", mabFieldStateCache, b.stateCache, getErr)
-	}
-	frontier, err := strconv.ParseInt(string(raw), 10, 64)
-	if err != nil {
-		return fmt.Errorf("the window frontier saved under %q is not a number: %q", l.stateKey, raw)
-	}
 	b.settleMu.Lock()
+	defer b.settleMu.Unlock()
 	b.mu.Lock()
-	l.engine.Restore(frontier)
-	l.delivered, l.saved = frontier, frontier
-	b.mu.Unlock()
-	b.settleMu.Unlock()
-	b.log.Infof("Restored window frontier %s of %q: input for windows closed before it is skipped as already emitted",
-		time.UnixMilli(frontier).UTC().Format(time.RFC3339), l.stateKey)
+	defer b.mu.Unlock()
+	if payload == nil {
+		l.engine.Restore(frontier)
+		l.delivered, l.saved = frontier, frontier
+		b.log.Infof("Restored window frontier %s of %q: input for windows closed before it is skipped as already emitted",
+			time.UnixMilli(frontier).UTC().Format(time.RFC3339), l.stateKey)
+		return nil
+	}
+	applied, err := readCheckpoint(payload, l.engine)
+	if err != nil {
+		return fmt.Errorf("the checkpoint saved under %q: %w", l.stateKey, err)
+	}
+	l.applied, l.generation = applied, gen
+	l.delivered, l.saved = l.engine.Frontier(), l.engine.Frontier()
+	if o, ok := applied[l.src]; ok && b.stage == stagePartials {
+		l.offset = o
+	}
+	b.log.Infof("Restored the checkpoint of %q (%d bytes, %d open series, %d partitions): input it holds is skipped",
+		l.stateKey, len(payload), l.engine.OpenSeries(), len(applied))
 	return nil
 }
 
@@ -521,6 +551,13 @@ func (b *aggregateBuffer) fold(l *lane, batch service.MessageBatch, ack service.
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	defer b.updateGauges()
+	if b.checkpointEvery > 0 {
+		batch = b.skipApplied(l, batch)
+		if len(batch) == 0 {
+			return false
+		}
+		l.changed = true
+	}
 	if b.stage == stagePartials {
 		for _, msg := range batch {
 			l.offset = max(l.offset, messageOffset(msg))
@@ -536,6 +573,15 @@ func (b *aggregateBuffer) fold(l *lane, batch service.MessageBatch, ack service.
 	if closeAt == 0 && !corrected && !dead {
 		return false
 	}
+	if b.checkpointEvery > 0 {
+		// The next checkpoint holds it; dead letters must be delivered.
+		h := heldAck{checkpoint: l.taken + 1, ack: ack}
+		if dead {
+			h.seq = l.flushSeq + 1
+		}
+		l.waiting = append(l.waiting, h)
+		return true
+	}
 	h := heldAck{closeAt: closeAt, ack: ack}
 	if closeAt == 0 {
 		h.closeAt = math.MinInt64 // waits for no window
@@ -546,6 +592,39 @@ func (b *aggregateBuffer) fold(l *lane, batch service.MessageBatch, ack service.
 	}
 	heap.Push(&l.held, h)
 	return true
+}
+
+// skipApplied drops the messages a restored checkpoint already holds (a
+// replay from the committed offset, which trails the checkpoint), counting
+// them as replayed, and records the offsets of the others as applied. Each
+// partition's messages arrive in offset order.
+func (b *aggregateBuffer) skipApplied(l *lane, batch service.MessageBatch) service.MessageBatch {
+	kept, skipped := batch[:0:0], 0
+	for i, msg := range batch {
+		if _, ok := msg.MetaGetMut("kafka_offset"); !ok {
+			if skipped > 0 {
+				kept = append(kept, msg)
+			}
+			continue
+		}
+		src, off := messageSource(msg), messageOffset(msg)
+		if applied, ok := l.applied[src]; ok && off <= applied {
+			if skipped == 0 {
+				kept = append(kept, batch[:i]...)
+			}
+			skipped++
+			continue
+		}
+		l.applied[src] = off
+		if skipped > 0 {
+			kept = append(kept, msg)
+		}
+	}
+	if skipped == 0 {
+		return batch
+	}
+	b.folder.stats.replayed.Incr(int64(skipped))
+	return kept
 }
 
 // splitAck returns n acknowledgements that acknowledge the batch once all
@@ -574,7 +653,7 @@ func (b *aggregateBuffer) updateGauges() {
 	var held, open int
 	frontier := int64(math.MaxInt64)
 	for _, l := range b.laneOrder {
-		held += len(l.held)
+		held += len(l.held) + len(l.waiting)
 		open += l.engine.OpenSeries()
 		frontier = min(frontier, l.engine.Frontier())
 	}
@@ -598,11 +677,19 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 			b.log.Infof("Stopping: no more windows close; the input of open windows is left unacknowledged and will be replayed")
 		default:
 		}
-		if b.outputIdle() && !b.stopping {
+		if b.outputIdle() {
 			for _, l := range b.laneOrder {
-				b.flush(l, now)
+				// Before the flush: the windows it closes stay in the
+				// checkpoint until the next one, which is taken only
+				// once they are delivered.
+				b.takeCheckpoint(l, now)
+				if !b.stopping {
+					b.flush(l, now)
+				}
 			}
-			b.queueProgress(now)
+			if !b.stopping {
+				b.queueProgress(now)
+			}
 		}
 		if c := b.nextReady(now); c != nil {
 			b.mu.Unlock()
@@ -649,6 +736,7 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	if frontier == before && len(out) == 0 && len(l.deadLetters) == 0 {
 		return
 	}
+	l.changed = true
 	b.updateGauges()
 	l.flushSeq++
 	mark := &flushMark{seq: l.flushSeq, frontier: frontier}
@@ -659,6 +747,21 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 		b.queue = append(b.queue, &outChunk{flush: mark, batch: batch})
 		mark.pending++
 	}
+}
+
+// takeCheckpoint snapshots lane l when a checkpoint is due and the last one
+// is saved: once per interval while it changes, and at once when stopping,
+// so that a stop leaves nothing to replay. Called with the output idle, so
+// every window the snapshot lacks has been delivered.
+func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time) {
+	if b.checkpointEvery == 0 || !l.restored || l.pending != nil || !l.changed ||
+		(now.Before(l.nextCheckpoint) && !b.stopping) {
+		return
+	}
+	l.pending = appendCheckpoint(nil, l.applied, l.engine)
+	l.taken++
+	l.changed = false
+	l.nextCheckpoint = now.Add(b.checkpointEvery)
 }
 
 // encodeStates renders the series states of a stage-one flush.
@@ -793,7 +896,18 @@ func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
 	}
 	target, deliveredSeq := l.delivered, l.deliveredSeq
 	waiting := len(l.held) > 0 && l.held[0].closeAt <= target
+	pending, taken, gen := l.pending, l.taken, l.generation+1
 	b.mu.Unlock()
+
+	if pending != nil {
+		if err := saveCheckpoint(ctx, b.res, b.stateCache, l.stateKey, gen, pending); err != nil {
+			b.log.Errorf("Saving the checkpoint %q failed, holding input until it succeeds: %v", l.stateKey, err)
+			return
+		}
+		b.mu.Lock()
+		l.pending, l.savedCkpt, l.generation = nil, taken, gen
+		b.mu.Unlock()
+	}
 
 	if target > l.saved && waiting {
 		if b.stateCache != "" {
@@ -810,6 +924,12 @@ func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
 	for len(l.held) > 0 && l.held[0].closeAt <= l.saved && l.held[0].seq <= deliveredSeq {
 		release = append(release, heap.Pop(&l.held).(heldAck).ack)
 	}
+	n := 0
+	for n < len(l.waiting) && l.waiting[n].checkpoint <= l.savedCkpt && l.waiting[n].seq <= deliveredSeq {
+		release = append(release, l.waiting[n].ack)
+		n++
+	}
+	l.waiting = l.waiting[n:]
 	b.updateGauges()
 	b.mu.Unlock()
 	for _, ack := range release {

@@ -274,6 +274,7 @@ partition_discovery: 0s
 check_interval: 5ms
 state_cache: state
 state_key: group-a
+checkpoint_interval: 0s
 `, writeSpecs(t)), nil)
 		if err != nil {
 			t.Fatal(err)

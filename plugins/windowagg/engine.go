@@ -326,6 +326,10 @@ func (e *Engine) source(src Source, now time.Time) *source {
 		s = &source{maxTime: math.MinInt64, offset: math.MinInt64}
 		e.sources[src] = s
 		e.discovered = now
+	} else if e.cfg.Contributions && now.Sub(s.lastSeen) >= e.cfg.IdleTimeout {
+		// A stage-one partition back from silence: the others may be
+		// coming back too, and must not be left behind.
+		e.discovered = now
 	}
 	s.lastSeen = now
 	return s
