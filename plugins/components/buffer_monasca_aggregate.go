@@ -69,16 +69,21 @@ topic may be the input topic.
 
 == Delivery guarantees
 
-Windowed state must outlive the processors, which cannot hold acknowledgements, so the aggregation is a buffer. It holds the
-acknowledgement of every input batch until every window the batch contributed to has been closed, written and acknowledged by the
-output, and (with `+"`state_cache`"+`) until the closed-window frontier has been saved. A failed output write is retried by the buffer
-with back-off, never dropped and never turned into an input nack. After a crash the input replays from its last committed offset:
-windows that were open are recomputed in full, and replayed metrics of windows that had already been emitted are recognised from
-the saved frontier and skipped, so no window is emitted with a partial value. Messages that are invalid, unmatched or late are
-acknowledged at once.
+Windowed state must outlive the processors, which cannot hold acknowledgements, so the aggregation is a buffer. With
+`+"`state_cache`"+`, every `+"`checkpoint_interval`"+` it saves a checkpoint there: the open (and correctable) windows' states, the watermark,
+the emitted-window frontier and, per input partition, the offset up to which input is in it. An input batch is acknowledged once a
+checkpoint holds it. After a crash the checkpoint is restored and the input replays from its last committed offset, which trails the
+checkpoint by at most a commit period or so: replayed input the checkpoint holds is skipped, the rest is folded in, and every window
+is emitted complete. A checkpoint is taken only while no output is pending, so a window emitted after it is in it still and may be
+emitted again after a crash, with the same value. Without checkpoints (`+"`checkpoint_interval: 0s`"+`, or no cache) the buffer holds the
+acknowledgement of every input batch until every window the batch contributed to has been written and acknowledged by the output
+and (with a cache) the closed-window frontier saved; after a crash open windows are recomputed from their replayed input, and replayed
+input of windows emitted before is recognised from the frontier and skipped. A failed output write is retried with back-off, never
+dropped and never turned into an input nack. Messages that are invalid, unmatched or late are acknowledged at once.
 
-Stopping closes no open window: their input stays unacknowledged and is replayed on the next start. The framework waits for those
-acknowledgements until `+"`shutdown_timeout`"+`, so a stop takes that long while windows are open.
+Stopping closes no open window. With checkpoints, a last one is saved at once and releases the input; without, the open windows'
+input stays unacknowledged and is replayed on the next start, and the framework waits for those acknowledgements until
+`+"`shutdown_timeout`"+`.
 
 == Inputs
 
@@ -124,7 +129,7 @@ be killed at any moment.
 		LintRule(aggregationLintRule).
 		Fields(
 			service.NewStringField(mabFieldStateCache).
-				Description("A cache resource in which the frontier of emitted windows is saved before input is acknowledged. On start the frontier is read back, and replayed input of windows emitted before is skipped instead of being emitted again as a partial value. Without it, a restart can re-emit such windows with partial values.").
+				Description("A cache resource in which checkpoints (see `checkpoint_interval`), or only the frontier of emitted windows, are saved before input is acknowledged. On start they are read back, and replayed input they hold is skipped instead of being counted twice or emitted as a partial value. Without it, a restart can re-emit windows with partial values. A `redpanda` cache on a compacted topic serves; in the scale-out stages every instance must reach the same store, since partitions move between them.").
 				Optional(),
 			service.NewStringField(mabFieldStateKey).
 				Description("The key under which the frontier is saved. Instances that consume different inputs need different keys.").
