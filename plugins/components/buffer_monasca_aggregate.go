@@ -245,7 +245,8 @@ type aggregateBuffer struct {
 	lanes      map[windowagg.Source]*lane
 	laneOrder  []*lane // lanes in the order they appeared
 
-	settleMu sync.Mutex // serialises saving frontiers and releasing acks
+	settleMu  sync.Mutex // serialises saving frontiers and releasing acks
+	restoreMu sync.Mutex // serialises restores
 }
 
 // lane is the aggregation of the whole input (stage single) or of one input
@@ -254,7 +255,7 @@ type lane struct {
 	src      windowagg.Source // the input partition; zero in stage single
 	stateKey string           // where its frontier is saved
 	engine   *windowagg.Engine
-	restored bool  // the saved frontier has been read; only WriteBatch touches it
+	restored atomic.Bool // what an earlier run saved has been read (see restore)
 	offset   int64 // the highest input offset folded
 
 	deadLetters  service.MessageBatch // for the next flush (dead_letter)
@@ -417,10 +418,11 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 		return nil, err
 	}
 	l := &lane{
-		src: src, stateKey: b.stateKey, engine: engine, restored: b.stateCache == "",
+		src: src, stateKey: b.stateKey, engine: engine,
 		offset: math.MinInt64, delivered: math.MinInt64, saved: math.MinInt64,
 		applied: map[windowagg.Source]int64{},
 	}
+	l.restored.Store(b.stateCache == "")
 	if b.stage != stageSingle {
 		l.stateKey = fmt.Sprintf("%s/%s/%d", b.stateKey, src.Stream, src.Partition)
 	}
@@ -429,20 +431,24 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 	return l, nil
 }
 
-// restore reads the frontier saved by an earlier run of lane l before its
-// first input is folded, retrying until it succeeds: aggregating without it
-// could emit partial values for windows an earlier run already emitted. It
-// runs at the first write rather than at construction so that a cache that
-// is slow to come up (a Kafka topic being created) delays data, not
-// start-up, and so that a lane's partition can come from another instance.
+// restore reads what an earlier run of lane l saved before its first input
+// is folded, retrying until it succeeds: aggregating without it could count
+// input twice or emit partial values. It runs after start-up, so that a
+// cache that is slow to come up (a Kafka topic being created) delays data,
+// not start-up: in stage single at the first read (a checkpoint may hold
+// open windows whose input is all committed, so no input may ever come to
+// trigger it), in the scale-out stages at a partition's first write, since
+// which partitions an instance gets is known only from its input.
 func (b *aggregateBuffer) restore(ctx context.Context, l *lane) bool {
-	for attempt := 1; ; attempt++ {
+	b.restoreMu.Lock()
+	defer b.restoreMu.Unlock()
+	for attempt := 1; !l.restored.Load(); attempt++ {
 		err := b.restoreFrontier(ctx, l)
 		if err == nil {
-			l.restored = true
-			return true
+			l.restored.Store(true)
+			break
 		}
-		b.log.Warnf("Reading the saved window frontier %q failed (attempt %d), input waits: %v", l.stateKey, attempt, err)
+		b.log.Warnf("Reading the saved window state %q failed (attempt %d), input waits: %v", l.stateKey, attempt, err)
 		t := time.NewTimer(retryBackoff(attempt))
 		select {
 		case <-ctx.Done():
@@ -451,6 +457,7 @@ func (b *aggregateBuffer) restore(ctx context.Context, l *lane) bool {
 		case <-t.C:
 		}
 	}
+	return true
 }
 
 // restoreFrontier reads what an earlier run of lane l saved: a checkpoint,
@@ -534,7 +541,7 @@ func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageB
 	}
 	acks := splitAck(ack, len(parts))
 	for i, p := range parts {
-		if !p.lane.restored && !b.restore(ctx, p.lane) {
+		if !p.lane.restored.Load() && !b.restore(ctx, p.lane) {
 			// Stopping before the state could be read: leave the batch
 			// unacknowledged so that it is replayed, since a nack could
 			// commit it.
@@ -673,6 +680,17 @@ func (b *aggregateBuffer) updateGauges() {
 // aggregates of windows the watermark has closed since the last call, or
 // progress.
 func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
+	if b.stage == stageSingle {
+		b.mu.Lock()
+		l, err := b.laneOf(windowagg.Source{})
+		b.mu.Unlock()
+		if err != nil {
+			return nil, nil, err
+		}
+		if !l.restored.Load() && !b.restore(ctx, l) {
+			return nil, nil, ctx.Err()
+		}
+	}
 	for {
 		b.mu.Lock()
 		now := b.clock()
@@ -759,7 +777,7 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 // so that a stop leaves nothing to replay. Called with the output idle, so
 // every window the snapshot lacks has been delivered.
 func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time) {
-	if b.checkpointEvery == 0 || !l.restored || l.pending != nil || !l.changed ||
+	if b.checkpointEvery == 0 || !l.restored.Load() || l.pending != nil || !l.changed ||
 		(now.Before(l.nextCheckpoint) && !b.stopping) {
 		return
 	}
@@ -796,7 +814,7 @@ func (b *aggregateBuffer) queueProgress(now time.Time) {
 	b.nextProgress = now.Add(b.progressEvery)
 	progress := make([]wireProgress, 0, len(b.laneOrder))
 	for _, l := range b.laneOrder {
-		if !l.restored {
+		if !l.restored.Load() {
 			continue
 		}
 		p := wireProgress{Source: sourceOf(l.src, l.offset), LagMS: b.config.engine.Lag.Milliseconds()}
