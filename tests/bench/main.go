@@ -13,11 +13,18 @@
 // With -stages it then runs pipelines/scale-out/stage1.yaml over the same
 // backlog, writing to an 8-partition partials topic, and stage2.yaml over
 // what stage one wrote: one instance of each, for sizing a scale-out.
+//
+//	go run ./tests/bench -recovery                 # 60 s of live input per run
+//	go run ./tests/bench -recovery -duration 20s -rate 50000
+//
+// With -recovery it measures instead how long a restart takes to recover a
+// 1-hour window: see runRecovery.
 package main
 
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -27,8 +34,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -135,8 +145,21 @@ func main() {
 	bin := flag.String("bin", "", "a prebuilt monasca-connect binary (default: build one)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the aggregation run's first seconds to this file")
 	stages := flag.Bool("stages", false, "also run the two scale-out stages, one instance each")
+	recovery := flag.Bool("recovery", false, "measure the recovery of a 1h window after a SIGKILL instead (see runRecovery)")
+	var ro recoveryOpts
+	flag.DurationVar(&ro.duration, "duration", 60*time.Second, "with -recovery: how long live input runs before the kill")
+	flag.IntVar(&ro.rate, "rate", 100_000, "with -recovery: metrics per second produced")
+	flag.DurationVar(&ro.catchUp, "catchup-timeout", 90*time.Second, "with -recovery: how long a restarted process may take to catch up")
+	flag.Int64Var(&ro.maxRSSMiB, "max-rss", 8192, "with -recovery: MiB of resident memory of a monasca-connect process at which a run phase ends")
+	flag.IntVar(&ro.checkpointLimit, "checkpoint-limit", -1, "with -recovery: input.redpanda.unordered_processing.checkpoint_limit; 0: the pipeline's, -1: the pipeline's with checkpoints, enough for the whole run without")
 	flag.Parse()
-	if err := run(*n, *window, *bin, *stages); err != nil {
+	var err error
+	if *recovery {
+		err = runRecovery(*bin, ro)
+	} else {
+		err = run(*n, *window, *bin, *stages)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -152,14 +175,8 @@ func run(n int, window time.Duration, bin string, stages bool) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	if bin == "" {
-		bin = filepath.Join(work, "monasca-connect")
-		fmt.Fprintln(os.Stderr, "building monasca-connect ...")
-		build := exec.Command("go", "build", "-o", bin, "./cmd/monasca-connect")
-		build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return fmt.Errorf("build: %w", err)
-		}
+	if bin, err = buildBinary(root, work, bin); err != nil {
+		return err
 	}
 	specsPath := filepath.Join(work, "specs.yaml")
 	ptPath := filepath.Join(work, "passthrough.yaml")
@@ -220,6 +237,21 @@ func run(n int, window time.Duration, bin string, stages bool) error {
 	return nil
 }
 
+// buildBinary builds monasca-connect into work unless bin names one.
+func buildBinary(root, work, bin string) (string, error) {
+	if bin != "" {
+		return bin, nil
+	}
+	bin = filepath.Join(work, "monasca-connect")
+	fmt.Fprintln(os.Stderr, "building monasca-connect ...")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/monasca-connect")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return "", fmt.Errorf("build: %w", err)
+	}
+	return bin, nil
+}
+
 // runStages runs stage one over the backlog, then stage two over the
 // partials stage one wrote.
 func runStages(ctx context.Context, res *result, bin, root, brokers, specsPath string, window time.Duration) error {
@@ -277,11 +309,7 @@ func load(ctx context.Context, brokers string, n int, window time.Duration) erro
 	}
 	buf := make([]byte, 0, 512)
 	for i := 0; i < n; i++ {
-		host := i / len(names) % hosts
-		ts := start + int64(i/perSecond)*1000
-		buf = fmt.Appendf(buf[:0],
-			`{"metric":{"name":%q,"dimensions":{"hostname":"compute-%03d","service":"compute","component":"monasca-agent","cluster":"cluster-%d"},"timestamp":%d,"value":%d.5,"value_meta":{}},"meta":{"tenantId":"%032x","region":"useast"},"creation_time":%d}`,
-			names[i%len(names)], host, host%4, ts, i%100, host%tenants, ts/1000)
+		buf = appendMetric(buf[:0], i, start+int64(i/perSecond)*1000)
 		cl.Produce(ctx, &kgo.Record{Topic: inputTopic, Value: append([]byte(nil), buf...)}, done)
 	}
 	end := start + int64(seconds)*1000 + window.Milliseconds() + 3000
@@ -293,6 +321,16 @@ func load(ctx context.Context, brokers string, n int, window time.Duration) erro
 		return err
 	}
 	return produceErr
+}
+
+// appendMetric appends the i-th metric of the generator, stamped ts (epoch
+// milliseconds): the names in turn, then the hosts, each host of one
+// tenant and one of 4 clusters.
+func appendMetric(buf []byte, i int, ts int64) []byte {
+	host := i / len(names) % hosts
+	return fmt.Appendf(buf,
+		`{"metric":{"name":%q,"dimensions":{"hostname":"compute-%03d","service":"compute","component":"monasca-agent","cluster":"cluster-%d"},"timestamp":%d,"value":%d.5,"value_meta":{}},"meta":{"tenantId":"%032x","region":"useast"},"creation_time":%d}`,
+		names[i%len(names)], host, host%4, ts, i%100, host%tenants, ts/1000)
 }
 
 type measurement struct {
@@ -454,9 +492,12 @@ func allCommitted(ends kadm.ListedOffsets, committed kadm.OffsetResponses) bool 
 	return ok
 }
 
+// httpClient bounds every request to a pipeline's HTTP server.
+var httpClient = &http.Client{Timeout: 5 * time.Second}
+
 // scrape returns the sum of the samples of one metric on /metrics.
 func scrape(addr, name string) (float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	resp, err := httpClient.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return 0, err
 	}
@@ -521,4 +562,716 @@ func repoRoot() (string, error) {
 		return "", errors.New("run from inside the monasca-connect module")
 	}
 	return filepath.Dir(gomod), nil
+}
+
+// recoveryWindow is the window whose recovery -recovery measures.
+const recoveryWindow = time.Hour
+
+type recoveryOpts struct {
+	duration        time.Duration // live input before the kill
+	rate            int           // metrics per second produced
+	catchUp         time.Duration // the longest a restart may take to catch up
+	checkpointLimit int           // 0: the pipeline's; -1: see limit
+	maxRSSMiB       int64         // a phase ends when the process is this large
+
+	bin, root, specsPath string
+}
+
+// limit is the checkpoint_limit of a run, 0 for the pipeline's. Without
+// checkpoints the input of an open window stays unacknowledged, and the
+// pipeline's 1,000,000 messages per partition are 80 s of input at 100,000
+// metrics/s over 8 partitions: its input would stop there, a 1h window could
+// not be run at all. By default a run without checkpoints therefore allows
+// all its input (half as much again), so that its recovery is measured
+// rather than that stop; -checkpoint-limit 0 shows the stop.
+func (o recoveryOpts) limit(interval time.Duration) int {
+	if o.checkpointLimit >= 0 {
+		return o.checkpointLimit
+	}
+	if interval > 0 {
+		return 0
+	}
+	return int(float64(o.rate) / partitions * (o.duration + o.catchUp).Seconds() * 1.5)
+}
+
+// recoveryResult is one -recovery run: one CHECKPOINT_INTERVAL.
+type recoveryResult struct {
+	CheckpointInterval string `json:"checkpoint_interval"`
+	CheckpointLimit    int    `json:"checkpoint_limit,omitempty"` // when not the pipeline's
+
+	// Before the kill. The input rate is what the broker acknowledged.
+	InputSeconds       float64 `json:"input_seconds"`
+	ProducedBeforeKill int64   `json:"produced_before_kill"`
+	InputPerSec        float64 `json:"input_metrics_per_sec"`
+	SteadyLag          int64   `json:"steady_lag"` // largest consumer lag (records) in the 10 s before the kill
+	OpenSeries         int64   `json:"open_series_at_kill"`
+	PeakRSSBytes       int64   `json:"peak_rss_bytes"`
+	CrossedWindow      bool    `json:"crossed_window_boundary,omitempty"`
+	InputCutAtMaxRSS   bool    `json:"input_cut_at_max_rss,omitempty"` // killed before -duration: -max-rss reached
+
+	// The restart, all times from the restarted process's start.
+	BehindAtRestart      int64   `json:"behind_at_restart"` // input before the kill not committed: read again
+	ReadyMs              float64 `json:"restart_ready_ms"`
+	FirstInputMs         float64 `json:"restart_first_input_ms"`
+	CaughtUpMs           float64 `json:"restart_caught_up_ms"`            // -1: not within -catchup-timeout or -max-rss
+	KillPointCommittedMs float64 `json:"restart_kill_point_committed_ms"` // -1: not within it
+	CaughtUpThreshold    int64   `json:"caught_up_threshold"`
+	LagAtEnd             int64   `json:"lag_at_end"`
+	ReadToCatchUp        int64   `json:"input_read_to_catch_up"`
+	Received             int64   `json:"restart_metrics_received"` // monasca_metrics_received_total
+	Replayed             int64   `json:"restart_metrics_replayed"` // monasca_metrics_replayed_total
+	RestartCPUSeconds    float64 `json:"restart_cpu_s"`
+	RestartPeakRSSBytes  int64   `json:"restart_peak_rss_bytes"`
+	CheckpointBytes      int64   `json:"checkpoint_bytes"`
+	CheckpointSeries     int64   `json:"checkpoint_open_series"`
+	Restored             string  `json:"restored"` // the restarted process's log line about the saved state
+	InputPerSecAfter     float64 `json:"input_metrics_per_sec_after_restart"`
+	RestartWatchedSec    float64 `json:"restart_watched_s"`
+	RestartCutAtMaxRSS   bool    `json:"restart_cut_at_max_rss,omitempty"` // watching ended at -max-rss
+
+	// From the window-state topic as it was at the kill: the manifest's
+	// size, and the input the checkpoint holds beyond the committed offsets,
+	// which the restart should skip (monasca_metrics_replayed_total), and
+	// the input before the kill after the checkpoint, which it folds again.
+	ManifestBytes     int64 `json:"manifest_bytes,omitempty"`
+	ExpectSkipped     int64 `json:"expected_skipped"`
+	ExpectRefolded    int64 `json:"expected_refolded"`
+	CheckpointsBefore int   `json:"checkpoints_before_kill,omitempty"`
+}
+
+// runRecovery measures what a SIGKILL costs a 1-hour window at a steady
+// input rate, once with CHECKPOINT_INTERVAL=5s and once with 0s (only the
+// emitted frontier is saved, so a restart reads every open window's input
+// again). Each run has its own broker, topics and group:
+// monasca-aggregation.yaml with WINDOW_SIZE=1h and IDLE_TIMEOUT=10m (no
+// window closes) reads live input stamped now for -duration, is killed,
+// restarted with the same environment while the input goes on, and watched
+// until it has caught up. Nothing is extrapolated: the figures are those of
+// a window open for -duration.
+func runRecovery(bin string, o recoveryOpts) error {
+	if o.rate <= 0 || o.duration <= 0 || o.catchUp <= 0 || o.maxRSSMiB <= 0 {
+		return errors.New("-rate, -duration, -catchup-timeout and -max-rss must be positive")
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "monasca-connect-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	if o.bin, err = buildBinary(root, work, bin); err != nil {
+		return err
+	}
+	o.root, o.specsPath = root, filepath.Join(work, "specs.yaml")
+	if err := os.WriteFile(o.specsPath, []byte(specs), 0o600); err != nil {
+		return err
+	}
+	// Two runs of input, catch-up and start-up each.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*(o.duration+o.catchUp+time.Minute))
+	defer cancel()
+
+	began := time.Now()
+	defer func() { fmt.Fprintf(os.Stderr, "recovery runs took %.0f s\n", time.Since(began).Seconds()) }()
+	var results []recoveryResult
+	for _, interval := range []time.Duration{5 * time.Second, 0} {
+		fmt.Fprintf(os.Stderr, "recovery run, CHECKPOINT_INTERVAL=%s ...\n", interval)
+		r, err := recoveryRun(ctx, o, interval, work)
+		if err != nil {
+			return fmt.Errorf("recovery run, CHECKPOINT_INTERVAL=%s: %w", interval, err)
+		}
+		results = append(results, r)
+	}
+	for _, r := range results {
+		printRecovery(r, o)
+	}
+	line, _ := json.Marshal(struct {
+		Window      string           `json:"window"`
+		TargetRate  int              `json:"target_metrics_per_sec"`
+		DurationSec float64          `json:"duration_s"`
+		Runs        []recoveryResult `json:"recovery"`
+	}{recoveryWindow.String(), o.rate, o.duration.Seconds(), results})
+	fmt.Println(string(line))
+	return nil
+}
+
+func printRecovery(r recoveryResult, o recoveryOpts) {
+	ms := func(v float64) string {
+		if v < 0 {
+			return fmt.Sprintf("not within %s", o.catchUp)
+		}
+		return fmt.Sprintf("%.1f s", v/1000)
+	}
+	limit := "the pipeline's checkpoint_limit"
+	if r.CheckpointLimit > 0 {
+		limit = fmt.Sprintf("checkpoint_limit %d", r.CheckpointLimit)
+	}
+	fmt.Printf("CHECKPOINT_INTERVAL=%s (%s): %.0f s of input at %.0f metrics/s (target %d): %d metrics, %d open series, steady lag <= %d, peak RSS %.0f MiB\n",
+		r.CheckpointInterval, limit, r.InputSeconds, r.InputPerSec, o.rate, r.ProducedBeforeKill, r.OpenSeries, r.SteadyLag, float64(r.PeakRSSBytes)/(1<<20))
+	if r.CrossedWindow {
+		fmt.Printf("  note: the input crossed a 1h window boundary, so a window closed during the run\n")
+	}
+	if r.InputCutAtMaxRSS {
+		fmt.Printf("  note: killed before -duration: the process reached -max-rss %d MiB\n", o.maxRSSMiB)
+	}
+	if r.RestartCutAtMaxRSS {
+		ms = func(v float64) string {
+			if v < 0 {
+				return fmt.Sprintf("not before -max-rss %d MiB (%.0f s)", o.maxRSSMiB, r.RestartWatchedSec)
+			}
+			return fmt.Sprintf("%.1f s", v/1000)
+		}
+	}
+	fmt.Printf("  SIGKILL, restart: %d metrics behind the committed offsets; ready %s, first input %s, caught up (lag <= %d) %s, input of the kill committed %s\n",
+		r.BehindAtRestart, ms(r.ReadyMs), ms(r.FirstInputMs), r.CaughtUpThreshold, ms(r.CaughtUpMs), ms(r.KillPointCommittedMs))
+	read := "-"
+	if r.CaughtUpMs >= 0 {
+		read = strconv.FormatInt(r.ReadToCatchUp, 10)
+	}
+	fmt.Printf("  restarted process after %.0f s: read %s to catch up, monasca_metrics_received_total %d, monasca_metrics_replayed_total %d, %.1f CPU-s, peak RSS %.0f MiB, lag at end %d, input %.0f metrics/s meanwhile\n",
+		r.RestartWatchedSec, read, r.Received, r.Replayed, r.RestartCPUSeconds, float64(r.RestartPeakRSSBytes)/(1<<20), r.LagAtEnd, r.InputPerSecAfter)
+	fmt.Printf("  restored: %s\n", r.Restored)
+	if r.ManifestBytes > 0 {
+		fmt.Printf("  window-state topic at the kill: %d checkpoints, the last %d bytes; it holds %d metrics past the committed offsets (to skip: monasca_metrics_replayed_total %d), %d metrics before the kill came after it (folded again)\n",
+			r.CheckpointsBefore, r.ManifestBytes, r.ExpectSkipped, r.Replayed, r.ExpectRefolded)
+	} else {
+		fmt.Printf("  no checkpoint: all %d metrics before the kill from the committed offsets on are folded again\n", r.ExpectRefolded)
+	}
+}
+
+// restoredLine matches the buffer's log lines about the state it restored.
+var (
+	restoredLine    = regexp.MustCompile(`(Restored the checkpoint|Restored window frontier|No saved window state)(\\"|[^"\n])*`)
+	restoredNumbers = regexp.MustCompile(`\((\d+) bytes, (\d+) open series, (\d+) partitions\)`)
+)
+
+func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, work string) (recoveryResult, error) {
+	r := recoveryResult{CheckpointInterval: interval.String(), CaughtUpMs: -1, KillPointCommittedMs: -1, ReadyMs: -1, FirstInputMs: -1}
+	if interval == 0 {
+		r.CheckpointInterval = "0s"
+	}
+	// A broker of its own: the input is dropped with it.
+	topic, group := "metrics-"+r.CheckpointInterval, "recovery-"+r.CheckpointInterval
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(),
+		kfake.SeedTopics(partitions, topic, "aggregated"))
+	if err != nil {
+		return r, err
+	}
+	defer cluster.Close()
+	brokers := strings.Join(cluster.ListenAddrs(), ",")
+	adm, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
+	if err != nil {
+		return r, err
+	}
+	defer adm.Close()
+	admin := kadm.NewClient(adm)
+
+	addr, err := freeAddr()
+	if err != nil {
+		return r, err
+	}
+	env := []string{"AGGREGATION_SPECS=" + o.specsPath, "WINDOW_SIZE=" + recoveryWindow.String(), "WINDOW_LAG=2s",
+		"IDLE_TIMEOUT=10m", "CHECKPOINT_INTERVAL=" + r.CheckpointInterval,
+		"KAFKA_BROKERS=" + brokers, "METRICS_TOPIC=" + topic, "AGGREGATED_TOPIC=aggregated",
+		"CONSUMER_GROUP=" + group, "HTTP_ADDRESS=" + addr}
+	// As the other runs: the start-up hold of the first windows is shortened;
+	// it closes nothing here anyway.
+	args := []string{"run", "--set", "buffer.monasca_aggregate.partition_discovery=1s"}
+	if limit := o.limit(interval); limit > 0 {
+		r.CheckpointLimit = limit
+		args = append(args, "--set", fmt.Sprintf("input.redpanda.unordered_processing.checkpoint_limit=%d", limit))
+	}
+	args = append(args, filepath.Join(o.root, "pipelines", "monasca-aggregation.yaml"))
+
+	first, err := startProc(ctx, o.bin, o.root, filepath.Join(work, group+"-1.log"), addr, args, env)
+	if err != nil {
+		return r, err
+	}
+	defer first.kill()
+	if _, err := first.waitReady(ctx); err != nil {
+		return r, err
+	}
+
+	prod, err := startProducer(ctx, cluster.ListenAddrs(), topic, o.rate)
+	if err != nil {
+		return r, err
+	}
+	defer prod.stop()
+
+	// Live input for o.duration. The first process starts from offset 0 of a
+	// fresh topic, so input_received is its position in the topic.
+	type sample struct {
+		at  time.Time
+		lag int64
+	}
+	var recent []sample
+	killAt := prod.started.Add(o.duration)
+	nextReport := prod.started.Add(10 * time.Second)
+	for time.Now().Before(killAt) {
+		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+			return r, first.failed(err)
+		}
+		if !first.alive() {
+			return r, first.failed(errors.New("the process exited"))
+		}
+		if currentRSS(first.cmd.Process.Pid) > o.maxRSSMiB<<20 {
+			r.InputCutAtMaxRSS = true
+			break
+		}
+		received, err := scrape(first.addr, "input_received")
+		if err != nil {
+			continue
+		}
+		ends, err := admin.ListEndOffsets(ctx, topic)
+		if err != nil {
+			continue
+		}
+		now := time.Now()
+		recent = append(recent, sample{now, sumOffsets(ends) - int64(received)})
+		for len(recent) > 0 && now.Sub(recent[0].at) > 10*time.Second {
+			recent = recent[1:]
+		}
+		if now.After(nextReport) {
+			nextReport = nextReport.Add(10 * time.Second)
+			_, rss, _ := processStats(first.cmd.Process.Pid)
+			fmt.Fprintf(os.Stderr, "  %3.0f s: %d produced (%.0f/s), lag %d, RSS %.0f MiB\n", now.Sub(prod.started).Seconds(),
+				sumOffsets(ends), float64(sumOffsets(ends))/now.Sub(prod.started).Seconds(), sumOffsets(ends)-int64(received), float64(rss)/(1<<20))
+		}
+	}
+	for _, s := range recent {
+		r.SteadyLag = max(r.SteadyLag, s.lag)
+	}
+	if n, err := scrape(first.addr, "monasca_open_series"); err == nil {
+		r.OpenSeries = int64(n)
+	}
+	_, r.PeakRSSBytes, _ = processStats(first.cmd.Process.Pid)
+	killEnds, err := admin.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return r, err
+	}
+
+	// The kill, and a restart with the same environment at once.
+	killed := time.Now()
+	first.kill()
+	r.InputSeconds = killed.Sub(prod.started).Seconds()
+	r.ProducedBeforeKill = sumOffsets(killEnds)
+	r.InputPerSec = float64(r.ProducedBeforeKill) / r.InputSeconds
+	r.CrossedWindow = prod.started.Truncate(recoveryWindow) != killed.Truncate(recoveryWindow)
+	// Nothing commits for the group while no process runs: the restarted
+	// process resumes from these offsets (or offset 0 where none is).
+	committed, err := admin.FetchOffsets(ctx, group)
+	if err != nil {
+		return r, err
+	}
+	var resumeAt int64
+	committed.Each(func(c kadm.OffsetResponse) {
+		if c.Topic == topic && c.At > 0 {
+			resumeAt += c.At
+		}
+	})
+	r.BehindAtRestart = r.ProducedBeforeKill - resumeAt
+	producedAtRestart := prod.acked()
+	stateTopic := group + "-window-state"
+	stateEnds, stateErr := admin.ListEndOffsets(ctx, stateTopic)
+
+	second, err := startProc(ctx, o.bin, o.root, filepath.Join(work, group+"-2.log"), addr, args, env)
+	if err != nil {
+		return r, err
+	}
+	defer second.kill()
+
+	// Caught up: the restarted consumer resumes at the committed offsets
+	// (resumeAt in all) and input_received counts every record it has read
+	// since, so resumeAt + input_received is its position in the topic, and
+	// the end offsets minus that is its lag. The committed offsets alone
+	// cannot tell: with CHECKPOINT_INTERVAL=0s nothing is committed until the
+	// window closes, and with 5s they trail by a checkpoint interval and a
+	// commit period. The lag is back to normal once it is within one second
+	// of input or the largest lag of the 10 s before the kill, whichever is
+	// larger. Separately, with checkpoints, the time until the committed
+	// offsets reach the end offsets of the kill: until a checkpoint of the
+	// restarted process holds everything the killed one had been sent.
+	r.CaughtUpThreshold = max(int64(o.rate), r.SteadyLag)
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	deadline := second.started.Add(o.catchUp)
+	var lastCommitCheck time.Time
+	nextReport = second.started.Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
+			return r, second.failed(err)
+		}
+		if !second.alive() {
+			return r, second.failed(errors.New("the restarted process exited"))
+		}
+		if currentRSS(second.cmd.Process.Pid) > o.maxRSSMiB<<20 {
+			r.RestartCutAtMaxRSS = true
+			break
+		}
+		if r.ReadyMs < 0 {
+			if resp, err := httpClient.Get("http://" + second.addr + "/ready"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					r.ReadyMs = ms(time.Since(second.started))
+				}
+			}
+		}
+		received, err := scrape(second.addr, "input_received")
+		if err != nil {
+			continue
+		}
+		if received > 0 && r.FirstInputMs < 0 {
+			r.FirstInputMs = ms(time.Since(second.started))
+		}
+		ends, err := admin.ListEndOffsets(ctx, topic)
+		if err != nil {
+			continue
+		}
+		r.LagAtEnd = sumOffsets(ends) - resumeAt - int64(received)
+		if time.Now().After(nextReport) {
+			nextReport = nextReport.Add(10 * time.Second)
+			_, rss, _ := processStats(second.cmd.Process.Pid)
+			fmt.Fprintf(os.Stderr, "  restart + %2.0f s: read %d, lag %d, RSS %.0f MiB\n", time.Since(second.started).Seconds(),
+				int64(received), r.LagAtEnd, float64(rss)/(1<<20))
+		}
+		if r.CaughtUpMs < 0 && received > 0 && r.LagAtEnd <= r.CaughtUpThreshold {
+			r.CaughtUpMs = ms(time.Since(second.started))
+			r.ReadToCatchUp = int64(received)
+		}
+		if interval > 0 && r.KillPointCommittedMs < 0 && time.Since(lastCommitCheck) > 200*time.Millisecond {
+			lastCommitCheck = time.Now()
+			if c, err := admin.FetchOffsets(ctx, group); err == nil && allCommitted(killEnds, c) {
+				r.KillPointCommittedMs = ms(time.Since(second.started))
+			}
+		}
+		if r.CaughtUpMs >= 0 && (interval == 0 || r.KillPointCommittedMs >= 0) {
+			break
+		}
+	}
+	if n, err := scrape(second.addr, "monasca_metrics_received_total"); err == nil {
+		r.Received = int64(n)
+	}
+	if n, err := scrape(second.addr, "monasca_metrics_replayed_total"); err == nil {
+		r.Replayed = int64(n)
+	}
+	r.RestartCPUSeconds, r.RestartPeakRSSBytes, _ = processStats(second.cmd.Process.Pid)
+	r.RestartWatchedSec = time.Since(second.started).Seconds()
+	r.InputPerSecAfter = float64(prod.acked()-producedAtRestart) / r.RestartWatchedSec
+	second.kill()
+	if err := prod.stop(); err != nil {
+		return r, fmt.Errorf("producing: %w", err)
+	}
+
+	// The checkpoint the restart found: read after the measurement, up to
+	// where the topic ended at the kill. Without checkpoints nothing is
+	// held: all since the committed offsets is folded again.
+	var applied map[int32]int64
+	if interval > 0 {
+		if stateErr != nil {
+			return r, fmt.Errorf("listing %s: %w", stateTopic, stateErr)
+		}
+		var n int
+		var size int64
+		applied, n, size, err = savedCheckpoint(ctx, cluster.ListenAddrs(), stateEnds, stateTopic, group)
+		if err != nil {
+			return r, fmt.Errorf("reading the checkpoint: %w", err)
+		}
+		r.CheckpointsBefore, r.ManifestBytes = n, size
+	}
+	killEnds.Each(func(e kadm.ListedOffset) {
+		var from int64
+		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.At > 0 {
+			from = c.At
+		}
+		held := from // the first offset the checkpoint does not hold
+		if a, ok := applied[e.Partition]; ok {
+			held = max(held, a+1)
+		}
+		r.ExpectSkipped += held - from
+		r.ExpectRefolded += e.Offset - held
+	})
+
+	log, _ := os.ReadFile(second.log)
+	if m := restoredLine.Find(log); m != nil {
+		r.Restored = strings.TrimRight(strings.ReplaceAll(string(m), `\`, ""), " ")
+		if n := restoredNumbers.FindStringSubmatch(r.Restored); n != nil {
+			r.CheckpointBytes, _ = strconv.ParseInt(n[1], 10, 64)
+			r.CheckpointSeries, _ = strconv.ParseInt(n[2], 10, 64)
+		}
+	}
+	return r, nil
+}
+
+// savedCheckpoint reads the state topic up to ends, as a redpanda cache
+// would (the latest record per key wins), and decodes the checkpoint under
+// key: the input offsets it holds (the last applied per partition of the
+// input topic), how many manifests were written and the payload's size. See
+// plugins/components/checkpoint.go for the format; only the payload's
+// header is decoded.
+func savedCheckpoint(ctx context.Context, brokers []string, ends kadm.ListedOffsets, topic, key string) (map[int32]int64, int, int64, error) {
+	start := map[int32]kgo.Offset{}
+	remaining := 0
+	ends.Each(func(e kadm.ListedOffset) {
+		if e.Offset > 0 {
+			start[e.Partition] = kgo.NewOffset().AtStart()
+			remaining++
+		}
+	})
+	if remaining == 0 {
+		return nil, 0, 0, nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}))
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	latest := map[string][]byte{}
+	manifests := 0
+	for remaining > 0 {
+		fetches := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, 0, 0, err
+		}
+		fetches.EachRecord(func(rec *kgo.Record) {
+			end, _ := ends.Lookup(topic, rec.Partition)
+			if rec.Offset >= end.Offset {
+				return
+			}
+			if string(rec.Key) == key {
+				manifests++
+			}
+			if k := string(rec.Key); k == key || strings.HasPrefix(k, key+"#") {
+				latest[k] = rec.Value
+			}
+			if rec.Offset == end.Offset-1 {
+				remaining--
+			}
+		})
+	}
+	var m struct {
+		Generation int64 `json:"generation"`
+		Chunks     int   `json:"chunks"`
+		Bytes      int64 `json:"bytes"`
+	}
+	if err := json.Unmarshal(latest[key], &m); err != nil || m.Chunks < 1 {
+		return nil, manifests, 0, fmt.Errorf("no checkpoint manifest under %q: %.80q", key, latest[key])
+	}
+	// "MCK1" | uvarint n | n × (uvarint len, topic, varint partition, varint offset) | ...
+	payload := latest[fmt.Sprintf("%s#%d/0", key, m.Generation%2)]
+	bad := fmt.Errorf("checkpoint %q: unexpected payload header", key)
+	if !strings.HasPrefix(string(payload), "MCK1") {
+		return nil, manifests, m.Bytes, bad
+	}
+	b := payload[4:]
+	next := func(signed bool) (int64, bool) {
+		var v int64
+		var n int
+		if signed {
+			v, n = binary.Varint(b)
+		} else {
+			u, un := binary.Uvarint(b)
+			v, n = int64(u), un
+		}
+		if n <= 0 {
+			return 0, false
+		}
+		b = b[n:]
+		return v, true
+	}
+	count, ok := next(false)
+	applied := map[int32]int64{}
+	for i := int64(0); ok && i < count; i++ {
+		var l, p, o int64
+		if l, ok = next(false); !ok || l > int64(len(b)) {
+			return nil, manifests, m.Bytes, bad
+		}
+		b = b[l:] // the input topic: there is one
+		if p, ok = next(true); ok {
+			o, ok = next(true)
+		}
+		applied[int32(p)] = o
+	}
+	if !ok {
+		return nil, manifests, m.Bytes, bad
+	}
+	return applied, manifests, m.Bytes, nil
+}
+
+// currentRSS is a process's resident memory now, 0 if unknown.
+func currentRSS(pid int) int64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func sumOffsets(o kadm.ListedOffsets) int64 {
+	var n int64
+	o.Each(func(l kadm.ListedOffset) { n += l.Offset })
+	return n
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// proc is a running monasca-connect process.
+type proc struct {
+	cmd     *exec.Cmd
+	addr    string
+	log     string
+	started time.Time
+	exited  chan struct{}
+}
+
+func startProc(ctx context.Context, bin, dir, logPath, addr string, args, env []string) (*proc, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	p := &proc{cmd: cmd, addr: addr, log: logPath, started: time.Now(), exited: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+func (p *proc) alive() bool {
+	select {
+	case <-p.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	if p.alive() {
+		_ = p.cmd.Process.Kill()
+	}
+	<-p.exited
+}
+
+func (p *proc) waitReady(ctx context.Context) (time.Duration, error) {
+	for {
+		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
+			return 0, p.failed(err)
+		}
+		if !p.alive() {
+			return 0, p.failed(errors.New("the process exited"))
+		}
+		if resp, err := httpClient.Get("http://" + p.addr + "/ready"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return time.Since(p.started), nil
+			}
+		}
+	}
+}
+
+// failed adds the tail of the process's log to err.
+func (p *proc) failed(err error) error {
+	tail, _ := os.ReadFile(p.log)
+	if len(tail) > 4000 {
+		tail = tail[len(tail)-4000:]
+	}
+	return fmt.Errorf("%w\n--- log tail of %s ---\n%s", err, filepath.Base(p.log), tail)
+}
+
+// producer produces the generator's metrics, stamped now, at a steady rate
+// until its context ends. It keeps nothing it produced.
+type producer struct {
+	cl      *kgo.Client
+	cancel  context.CancelFunc
+	started time.Time
+	done    chan struct{}
+	closed  sync.Once
+	ok      atomic.Int64
+	err     atomic.Pointer[error]
+}
+
+func startProducer(ctx context.Context, brokers []string, topic string, rate int) (*producer, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(5*time.Millisecond),
+		kgo.ProducerBatchMaxBytes(1<<20), kgo.MaxBufferedRecords(rate/5+1),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	p := &producer{cl: cl, cancel: cancel, started: time.Now(), done: make(chan struct{})}
+	record := func(_ *kgo.Record, err error) {
+		if err == nil {
+			p.ok.Add(1)
+		} else if ctx.Err() == nil {
+			p.err.CompareAndSwap(nil, &err)
+		}
+	}
+	go func() {
+		defer close(p.done)
+		buf := make([]byte, 0, 512)
+		// due is what the rate asks for so far; a producer more than 100 ms
+		// behind gives up the rest (skipped), so the rate stays steady rather
+		// than bursting, and the achieved rate is what the broker took.
+		var sent, skipped int64
+		for ctx.Err() == nil {
+			due := int64(time.Since(p.started).Seconds() * float64(rate))
+			if behind := due - sent - skipped; behind > int64(rate/10) {
+				skipped += behind - int64(rate/10)
+			}
+			ts := time.Now().UnixMilli()
+			for ; sent+skipped < due && ctx.Err() == nil; sent++ {
+				// Partitioned by host, so every partition has every name.
+				// (Round robin, as for the backlog, puts the 6 names on 8
+				// partitions by parity: the odd partitions get only names no
+				// specification matches, acknowledged at once.)
+				i := int(sent)
+				buf = appendMetric(buf[:0], i, ts)
+				cl.Produce(ctx, &kgo.Record{Partition: int32(i / len(names) % hosts % partitions), Value: append([]byte(nil), buf...)}, record)
+			}
+			_ = sleepCtx(ctx, time.Millisecond)
+		}
+	}()
+	return p, nil
+}
+
+// acked is the number of records the broker has acknowledged.
+func (p *producer) acked() int64 { return p.ok.Load() }
+
+// stop ends producing and returns the first produce error.
+func (p *producer) stop() error {
+	p.cancel()
+	<-p.done
+	p.closed.Do(p.cl.Close)
+	if e := p.err.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
