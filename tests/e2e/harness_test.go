@@ -17,12 +17,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,8 +105,8 @@ type pipelineConfig struct {
 	inputTopic, outputTopic string
 	window, lag, idle       time.Duration
 
-	// pipeline is the pipeline file under pipelines/ that start runs;
-	// "" is monasca-aggregation.yaml.
+	// pipeline is the pipeline file under pipelines/ (or an absolute
+	// path) that start runs; "" is monasca-aggregation.yaml.
 	pipeline string
 	// env, when not nil, is the pipeline's own environment instead of the
 	// one start derives for monasca-aggregation.yaml from specsFile,
@@ -119,6 +121,10 @@ type pipelineConfig struct {
 	// and collect and drained read the output there. The test's cluster
 	// then holds the input topic and the window-state topic only.
 	outputBrokers string
+	// partitions, when not nil, gives topics newEnv creates with the
+	// given partition counts: further topics, or the input or output
+	// topic with another count than four.
+	partitions map[string]int32
 }
 
 // testEnv is one test's Kafka cluster, clients and pipeline processes.
@@ -137,8 +143,9 @@ type testEnv struct {
 	outBrokers string
 	outAdmin   *kadm.Client
 
-	groupMu  sync.Mutex
-	groupLog []string // changes of the consumer group, see watchGroup
+	groupMu    sync.Mutex
+	groupOrder []string            // the groups watched, in order
+	groupLogs  map[string][]string // changes of each watched group, see watchGroup
 }
 
 // newEnv starts a one-broker kfake cluster on loopback with the input (and,
@@ -151,13 +158,18 @@ func newEnv(t *testing.T, cfg pipelineConfig) *testEnv {
 	if cfg.outputTopic != cfg.inputTopic && cfg.outputBrokers == "" {
 		topics = append(topics, cfg.outputTopic)
 	}
-	cluster, err := kfake.NewCluster(
+	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(4, topics...),
 		// Real Kafka's default: the pipeline's window-state topic is
 		// created by its first write.
 		kfake.AllowAutoTopicCreation(),
-	)
+	}
+	// A later SeedTopics of a topic overrides an earlier one.
+	for _, topic := range slices.Sorted(maps.Keys(cfg.partitions)) {
+		opts = append(opts, kfake.SeedTopics(cfg.partitions[topic], topic))
+	}
+	cluster, err := kfake.NewCluster(opts...)
 	if err != nil {
 		t.Fatalf("starting kfake: %v", err)
 	}
@@ -193,25 +205,31 @@ func newEnv(t *testing.T, cfg pipelineConfig) *testEnv {
 		t.Cleanup(out.Close)
 		e.outBrokers, e.outAdmin = cfg.outputBrokers, kadm.NewClient(out)
 	}
-	e.watchGroup()
+	e.watchGroup(e.group)
 	return e
 }
 
-// watchGroup records, with the time, every change of the pipeline's
-// consumer group (state, members and their partitions) until the test ends;
-// a failing test prints them, as they tell which instance read which
-// partitions when.
-func (e *testEnv) watchGroup() {
+// watchGroup records, with the time, every change of a consumer group
+// (state, members and their partitions) until the test ends; a failing test
+// prints them, as they tell which instance read which partitions when.
+// newEnv watches the pipeline's group, e.group.
+func (e *testEnv) watchGroup(group string) {
+	e.groupMu.Lock()
+	if e.groupLogs == nil {
+		e.groupLogs = map[string][]string{}
+	}
+	e.groupOrder = append(e.groupOrder, group)
+	e.groupMu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		last := ""
 		for {
-			if d, err := e.admin.DescribeGroups(ctx, e.group); err == nil {
-				if s := describeGroup(d[e.group]); s != last {
+			if d, err := e.admin.DescribeGroups(ctx, group); err == nil {
+				if s := describeGroup(d[group]); s != last {
 					e.groupMu.Lock()
-					e.groupLog = append(e.groupLog, wallClock()+" "+s)
+					e.groupLogs[group] = append(e.groupLogs[group], wallClock()+" "+s)
 					e.groupMu.Unlock()
 					last = s
 				}
@@ -277,6 +295,7 @@ func (e *testEnv) produce(ctx context.Context, recs []*kgo.Record) {
 
 // process is one run of the pipeline binary.
 type process struct {
+	name     string // procSpec.name
 	cmd      *exec.Cmd
 	httpAddr string
 	logPath  string
@@ -289,17 +308,55 @@ type process struct {
 // port. The process is killed when the test ends.
 func (e *testEnv) start() *process {
 	e.t.Helper()
+	return e.startProc(procSpec{})
+}
+
+// procSpec is what one process varies from the test's pipelineConfig, for
+// tests that run different pipelines side by side (as the two stages of the
+// scale-out pipelines).
+type procSpec struct {
+	// name tells the process apart in the test's log and names its log
+	// file, e.g. "stage1"; "" for none.
+	name string
+	// pipeline, when not "", is the pipeline file under pipelines/ (or an
+	// absolute path) to run instead of cfg.pipeline.
+	pipeline string
+	// group, when not "", is the consumer group (CONSUMER_GROUP) instead of
+	// the test's e.group.
+	group string
+	// env, when not nil, is the pipeline's own environment instead of
+	// cfg.env (see pipelineConfig.env).
+	env []string
+}
+
+// startProc starts a process as start does, with the given variations.
+func (e *testEnv) startProc(spec procSpec) *process {
+	e.t.Helper()
 	n := len(e.procs) + 1
+	logName := fmt.Sprintf("monasca-connect-%d.log", n)
+	if spec.name != "" {
+		logName = fmt.Sprintf("monasca-connect-%d-%s.log", n, spec.name)
+	}
 	p := &process{
+		name:     spec.name,
 		httpAddr: freeAddr(e.t),
-		logPath:  filepath.Join(e.logDir, fmt.Sprintf("monasca-connect-%d.log", n)),
+		logPath:  filepath.Join(e.logDir, logName),
 		exited:   make(chan struct{}),
 	}
 	logFile, err := os.Create(p.logPath)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pipeline, env := e.cfg.pipeline, e.cfg.env
+	pipeline, env, group := e.cfg.pipeline, e.cfg.env, e.group
+	if spec.pipeline != "" {
+		pipeline = spec.pipeline
+	}
+	if spec.env != nil {
+		env = spec.env
+	}
+	if spec.group != "" {
+		group = spec.group
+	}
 	if pipeline == "" {
 		pipeline = "monasca-aggregation.yaml"
 	}
@@ -315,14 +372,17 @@ func (e *testEnv) start() *process {
 	if e.cfg.outputBrokers != "" {
 		args = append(args, "--set", "output.redpanda.seed_brokers="+e.cfg.outputBrokers)
 	}
-	args = append(args, filepath.Join(repoRoot, "pipelines", pipeline))
+	if !filepath.IsAbs(pipeline) {
+		pipeline = filepath.Join(repoRoot, "pipelines", pipeline)
+	}
+	args = append(args, pipeline)
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Dir = e.logDir
 	p.cmd.Env = append(os.Environ(),
 		"KAFKA_BROKERS="+e.brokers,
 		"METRICS_TOPIC="+e.cfg.inputTopic,
 		"AGGREGATED_TOPIC="+e.cfg.outputTopic,
-		"CONSUMER_GROUP="+e.group,
+		"CONSUMER_GROUP="+group,
 		"HTTP_ADDRESS="+p.httpAddr,
 	)
 	p.cmd.Env = append(p.cmd.Env, env...)
@@ -337,9 +397,17 @@ func (e *testEnv) start() *process {
 		close(p.exited)
 	}()
 	e.procs = append(e.procs, p)
-	e.t.Logf("%s started monasca-connect #%d (pid %d, http %s)", wallClock(), n, p.cmd.Process.Pid, p.httpAddr)
+	e.t.Logf("%s started monasca-connect #%d%s (pid %d, http %s)", wallClock(), n, p.label(), p.cmd.Process.Pid, p.httpAddr)
 	e.t.Cleanup(func() { p.kill() })
 	return p
+}
+
+// label is " (name)" for a named process, "" otherwise.
+func (p *process) label() string {
+	if p.name == "" {
+		return ""
+	}
+	return " (" + p.name + ")"
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
@@ -373,10 +441,12 @@ func (e *testEnv) printLogsOnFailure() {
 		return
 	}
 	e.groupMu.Lock()
-	e.t.Logf("--- consumer group %s ---\n%s", e.group, strings.Join(e.groupLog, "\n"))
+	for _, g := range e.groupOrder {
+		e.t.Logf("--- consumer group %s ---\n%s", g, strings.Join(e.groupLogs[g], "\n"))
+	}
 	e.groupMu.Unlock()
 	for i, p := range e.procs {
-		e.t.Logf("--- tail of monasca-connect #%d log (%s) ---\n%s", i+1, p.logPath, tail(p.logPath, 60))
+		e.t.Logf("--- tail of monasca-connect #%d%s log (%s) ---\n%s", i+1, p.label(), p.logPath, tail(p.logPath, 60))
 	}
 }
 
@@ -529,9 +599,10 @@ func (o *output) id() (aggID, bool) {
 }
 
 // drained reports whether the pipeline has finished: the consumer group has
-// committed every input record (so every window holding input was emitted
-// and acknowledged) and the collector has read every record of the output
-// topic written up to then.
+// committed every input record, every running pipeline holds no open window
+// and no input (so every window holding input was emitted and acknowledged),
+// and the collector has read every record of the output topic written up to
+// then.
 func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 	committed, err := e.admin.FetchOffsets(ctx, e.group)
 	if err != nil {
@@ -550,6 +621,23 @@ func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 	})
 	if !done {
 		return false, nil
+	}
+	// With checkpoints, input is committed once a checkpoint holds it,
+	// before its windows close: the running pipelines must also hold no
+	// open window and no input.
+	for _, p := range e.procs {
+		select {
+		case <-p.exited:
+			continue
+		default:
+		}
+		samples, err := scrape(ctx, p.httpAddr)
+		if err != nil {
+			return false, err
+		}
+		if sumSamples(samples, "monasca_open_series", "")[""] > 0 || sumSamples(samples, "monasca_held_input_batches", "")[""] > 0 {
+			return false, nil
+		}
 	}
 	outEnds, err := e.outAdmin.ListEndOffsets(ctx, e.cfg.outputTopic)
 	if err != nil {
