@@ -139,7 +139,7 @@ func TestScaleOutFailover(t *testing.T) {
 		s2 = append(s2, e.startProc(stage2))
 	}
 	alive := append(slices.Clone(s1), s2...) // the processes not killed
-	watchdog := hangWatchdog(t, 3*time.Minute+30*time.Second, slices.Clone(alive))
+	watchdog := e.hangWatchdog(3*time.Minute+30*time.Second, slices.Clone(alive))
 	t.Cleanup(func() { watchdog.Stop() }) // after the trickle stops
 	g1 := groupWant{group1, scaleInputTopic, scaleStage1, scaleInputParts}
 	g2 := groupWant{group2, scalePartials, scaleStage2, scalePartialParts}
@@ -251,16 +251,23 @@ func TestScaleOutFailover(t *testing.T) {
 
 // hangWatchdog bounds a test whose every step is bounded by a context, in
 // case one blocks anyway: after limit it prints the stack of every
-// goroutine of the test binary (the in-process broker's among them), kills
-// the given processes and panics, instead of leaving go test's -timeout (10
-// minutes by default) to end the run with the processes orphaned. Stop it
-// when the test ends.
-func hangWatchdog(t *testing.T, limit time.Duration, procs []*process) *time.Timer {
-	name := t.Name()
+// goroutine of the test binary (the in-process broker's among them) and the
+// watched groups' changes, kills the given processes and panics, instead of
+// leaving go test's -timeout (10 minutes by default) to end the run with
+// the processes orphaned and nothing to tell why. Stop it when the test
+// ends.
+func (e *testEnv) hangWatchdog(limit time.Duration, procs []*process) *time.Timer {
+	name := e.t.Name()
 	return time.AfterFunc(limit, func() {
 		dumpGoroutines(fmt.Sprintf("%s still runs after %v", name, limit))
+		e.groupMu.Lock()
+		for _, g := range e.groupOrder {
+			fmt.Fprintf(os.Stderr, "--- consumer group %s ---\n%s\n", g, strings.Join(e.groupLogs[g], "\n"))
+		}
+		e.groupMu.Unlock()
 		for _, p := range procs {
 			_ = p.cmd.Process.Kill()
+			fmt.Fprintf(os.Stderr, "--- monasca-connect%s (pid %d) log: %s\n", p.label(), p.cmd.Process.Pid, p.logPath)
 		}
 		panic(name + " hung")
 	})
