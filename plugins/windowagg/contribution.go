@@ -55,8 +55,10 @@ func (e *Engine) FlushStates(dst []SeriesState) ([]SeriesState, int64) {
 // contribution, unless that one was taken at a later offset (a stale copy,
 // such as one written by an instance that has since lost the partition).
 // Like Add, it reports Matched for an open window, Corrected for a kept
-// closed one that changed, and Late or Replayed otherwise. It fails for a
-// state that does not fit the engine's rules.
+// closed one that changed, and Late otherwise; Replayed among Late when the
+// source had already reported the window delivered, or the state equals
+// the one the closed window holds. It fails for a state that does not fit
+// the engine's rules.
 func (e *Engine) Contribute(src Source, offset int64, s *SeriesState) (AddResult, error) {
 	var res AddResult
 	r := e.named[s.Rule]
@@ -72,10 +74,16 @@ func (e *Engine) Contribute(src Source, offset int64, s *SeriesState) (AddResult
 	case s.State.Count <= 0:
 		return res, fmt.Errorf("rule %q: empty state", s.Rule)
 	}
-	e.source(src, e.clock())
+	so := e.source(src, e.clock())
 	closeAt := s.WindowStart + r.size + e.lag
 	w := e.windowFor(r, s.WindowStart, closeAt, &res)
 	if w == nil {
+		if res.Replayed == 0 && closeAt <= so.maxTime {
+			// The source reported this window delivered before: a
+			// stage-one instance that took the partition over from a
+			// checkpoint older than the window's close sends it again.
+			res.Replayed++
+		}
 		return res, nil
 	}
 	tenant := s.TenantID

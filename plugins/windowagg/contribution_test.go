@@ -149,8 +149,13 @@ func TestContributionReplacesNewerAndIgnoresStale(t *testing.T) {
 	if len(out) != 1 || out[0].Value != 17 || out[0].Count != 4 {
 		t.Fatalf("want one sum of 17 over 4 samples, got %+v", out)
 	}
-	if r := contribute(p1, 5, 10); r.Late != 1 || r.Matched != 0 {
-		t.Fatalf("contribution to an emitted window: %+v, want it counted as late", r)
+	if r := contribute(p1, 5, 10); r.Late != 1 || r.Replayed != 1 || r.Matched != 0 {
+		t.Fatalf("a source's window sent again after it reported it delivered: %+v, want it counted as replayed", r)
+	}
+	p2 := Source{Stream: "metrics", Partition: 2}
+	two.Progress(p2, 1, t0, false) // p2 has not delivered the window
+	if r := contribute(p2, 5, 10); r.Late != 1 || r.Replayed != 0 {
+		t.Fatalf("a window the source had not delivered, arriving after it closed: %+v, want it counted as late", r)
 	}
 }
 
