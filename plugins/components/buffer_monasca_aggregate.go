@@ -256,7 +256,7 @@ type lane struct {
 	stateKey string           // where its frontier is saved
 	engine   *windowagg.Engine
 	restored atomic.Bool // what an earlier run saved has been read (see restore)
-	offset   int64 // the highest input offset folded
+	offset   int64       // the highest input offset folded
 
 	deadLetters  service.MessageBatch // for the next flush (dead_letter)
 	flushes      []*flushMark         // flushes not yet fully acknowledged, in order
