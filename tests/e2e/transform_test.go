@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,19 @@ const transformCompatibility = "second_resolution,rate_latest_is_average,rate_do
 // watermark. The test skips without the dataset (see
 // internal/conformancedata).
 func TestTransformPipelineCaseE(t *testing.T) {
+	runTransformCaseE(t, false)
+}
+
+// TestScaleOutTransformCaseE runs case E through the two scale-out stages
+// instead (pipelines/scale-out/stage1.yaml and stage2.yaml, one instance
+// each, four partials partitions) with the same specs: the transform spec
+// language, including the components that join rows (utilisation, rates),
+// must give the single pipeline's values.
+func TestScaleOutTransformCaseE(t *testing.T) {
+	runTransformCaseE(t, true)
+}
+
+func runTransformCaseE(t *testing.T, scaleOut bool) {
 	dir := conformancedata.Dir(t)
 	c := findCase(t, dir, "E")
 	if c.Stage != "first" || c.ExpectedKind != "metric" || c.PreTransformSpecs == "" || c.TransformSpecs == "" {
@@ -42,17 +56,19 @@ func TestTransformPipelineCaseE(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 80*time.Second)
 	defer cancel()
 
+	specs := []string{
+		"PRE_TRANSFORM_SPECS=" + filepath.Join(dir, c.PreTransformSpecs),
+		"TRANSFORM_SPECS=" + filepath.Join(dir, c.TransformSpecs),
+		"TRANSFORM_COMPATIBILITY=" + transformCompatibility,
+	}
 	cfg := pipelineConfig{
 		inputTopic:  "metrics",
 		outputTopic: "transformed",
 		pipeline:    "monasca-transform.yaml",
-		env: []string{
-			"PRE_TRANSFORM_SPECS=" + filepath.Join(dir, c.PreTransformSpecs),
-			"TRANSFORM_SPECS=" + filepath.Join(dir, c.TransformSpecs),
-			"TRANSFORM_COMPATIBILITY=" + transformCompatibility,
-			"LATE_METRIC_SLACK=1s",
-			"IDLE_TIMEOUT=3s",
-		},
+		env:         append(slices.Clone(specs), "LATE_METRIC_SLACK=1s", "IDLE_TIMEOUT=3s"),
+	}
+	if scaleOut {
+		cfg.partitions = map[string]int32{"partials": 4}
 	}
 	e := newEnv(t, cfg)
 	recs := transformInput(t, dir, c)
@@ -61,7 +77,25 @@ func TestTransformPipelineCaseE(t *testing.T) {
 	col := e.collect(ctx)
 
 	started := time.Now()
-	p := e.start()
+	// first reads the input, last writes the output: the same process,
+	// or the two stages.
+	var first, last *process
+	if scaleOut {
+		stages := filepath.Join(repoRoot, "pipelines", "scale-out")
+		stage := append(slices.Clone(specs), "WINDOW_LAG=1s", "PARTIALS_TOPIC=partials")
+		first = e.startProc(procSpec{name: "stage1", pipeline: filepath.Join(stages, "stage1.yaml"),
+			env: append(slices.Clone(stage), "IDLE_TIMEOUT=3s", "PARTIALS_PARTITIONS=4")})
+		last = e.startProc(procSpec{name: "stage2", pipeline: filepath.Join(stages, "stage2.yaml"), group: e.group + "-stage2",
+			env: append(slices.Clone(stage), "PUBLISH_TENANT_ID=111111", "PUBLISH_REGION=useast")})
+		// Stage one's input is committed, and its windows closed, before
+		// stage two has merged them: wait for the outputs first.
+		if !waitUntil(ctx, 60*time.Second, func() bool { return col.count() >= len(c.Expected) }) {
+			t.Errorf("%d outputs within 60s, %d expected", col.count(), len(c.Expected))
+		}
+	} else {
+		first = e.start()
+		last = first
+	}
 	if !e.waitDrained(ctx, col) {
 		t.FailNow()
 	}
@@ -89,19 +123,25 @@ func TestTransformPipelineCaseE(t *testing.T) {
 	t.Logf("%d outputs read from %s", len(outs), cfg.outputTopic)
 	conformancedata.Compare(t, c, got)
 
-	samples, err := scrape(ctx, p.httpAddr)
+	in, err := scrape(ctx, first.httpAddr)
 	if err != nil {
 		t.Fatalf("scraping metrics: %v", err)
 	}
-	logCounters(t, samples)
-	if n := sumSamples(samples, "monasca_metrics_received_total", "")[""]; n != float64(len(recs)) {
+	out, err := scrape(ctx, last.httpAddr)
+	if err != nil {
+		t.Fatalf("scraping metrics: %v", err)
+	}
+	logCounters(t, in)
+	if n := sumSamples(in, "monasca_metrics_received_total", "")[""]; n != float64(len(recs)) {
 		t.Errorf("monasca_metrics_received_total = %v, want %d", n, len(recs))
 	}
-	if n := sumSamples(samples, "monasca_metrics_late_total", "")[""]; n != 0 {
-		t.Errorf("monasca_metrics_late_total = %v, want 0", n)
+	for _, samples := range [][]promSample{in, out} {
+		if n := sumSamples(samples, "monasca_metrics_late_total", "")[""]; n != 0 {
+			t.Errorf("monasca_metrics_late_total = %v, want 0", n)
+		}
 	}
 	// Every aggregate emitted was read once: none was written twice.
-	if n := sumSamples(samples, "monasca_aggregates_emitted_total", "")[""]; n != float64(len(outs)) {
+	if n := sumSamples(out, "monasca_aggregates_emitted_total", "")[""]; n != float64(len(outs)) {
 		t.Errorf("monasca_aggregates_emitted_total = %v, but %d outputs were read", n, len(outs))
 	}
 }
