@@ -135,7 +135,7 @@ be killed at any moment.
 				Description("The key under which the frontier is saved. Instances that consume different inputs need different keys.").
 				Default("monasca-aggregate"),
 			service.NewDurationField(mabFieldCheckpoint).
-				Description("With `state_cache`, how often the whole aggregation state (open windows, watermark, emitted frontier and the input offsets it holds) is saved there. Input is acknowledged once a checkpoint holds it, so a restart replays at most this much input and skips what the checkpoint already holds, instead of replaying every open window's input; held input, and with it memory, stays within this much input. Checkpoints are saved in chunks of 512 KiB under `<state_key>#0/<n>` and `<state_key>#1/<n>` (alternately) with a manifest under `<state_key>`; a checkpoint costs about 60 bytes per open series. `0s` saves only the frontier and holds input until its windows are delivered.").
+				Description("With `state_cache`, how often the whole aggregation state (open windows, watermark, emitted frontier and the input offsets it holds) is saved there. Input is acknowledged once a checkpoint holds it, so a restart replays at most this much input and skips what the checkpoint already holds, instead of replaying every open window's input; held input, and with it memory, stays within this much input. Checkpoints are saved in chunks of 512 KiB under `<state_key>#<writer>/<0 or 1>/<n>` (two sets, alternately; the writer is a random name per process) with a manifest under `<state_key>`; a checkpoint costs about 45 bytes per open series. Only input starts a checkpoint: a partition moved to another instance is not overwritten by its former owner. `0s` saves only the frontier and holds input until its windows are delivered.").
 				Default("5s"),
 			service.NewDurationField(mabFieldCheckInterval).
 				Description("How often the watermark is checked for windows to close.").
@@ -223,6 +223,7 @@ type aggregateBuffer struct {
 	progressEvery   time.Duration
 	nextProgress    time.Time
 	checkpointEvery time.Duration // zero: frontier only
+	writer          string        // names this process's checkpoint chunks
 
 	retries       *service.MetricCounter
 	heldGauge     *service.MetricGauge
@@ -278,6 +279,12 @@ type lane struct {
 	taken          int64
 	savedCkpt      int64
 	generation     int64
+	// earlier is the manifest of the restored checkpoint, written by
+	// another process: its chunks are deleted by the first save a minute
+	// after the restore, when a former owner of the partition has long
+	// stopped writing them.
+	earlier   *checkpointManifest
+	restoreAt time.Time
 }
 
 // flushMark is one Flush of a lane's engine: its number, the frontier it
@@ -399,6 +406,7 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		if b.checkpointEvery < 0 {
 			return nil, fmt.Errorf("%s must not be negative", mabFieldCheckpoint)
 		}
+		b.writer = newWriterName()
 	}
 	signal.Notify(b.stopSignal, syscall.SIGINT, syscall.SIGTERM)
 	return b, nil
@@ -463,7 +471,7 @@ func (b *aggregateBuffer) restore(ctx context.Context, l *lane) bool {
 // restoreFrontier reads what an earlier run of lane l saved: a checkpoint,
 // from which the lane continues, or a frontier.
 func (b *aggregateBuffer) restoreFrontier(ctx context.Context, l *lane) error {
-	payload, gen, frontier, found, err := loadCheckpoint(ctx, b.res, b.stateCache, l.stateKey)
+	payload, manifest, frontier, found, err := loadCheckpoint(ctx, b.res, b.stateCache, l.stateKey)
 	if err != nil {
 		return fmt.Errorf("reading the state saved under %q in %s %q: %w", l.stateKey, mabFieldStateCache, b.stateCache, err)
 	}
@@ -486,7 +494,7 @@ func (b *aggregateBuffer) restoreFrontier(ctx context.Context, l *lane) error {
 	if err != nil {
 		return fmt.Errorf("the checkpoint saved under %q: %w", l.stateKey, err)
 	}
-	l.applied, l.generation = applied, gen
+	l.applied, l.generation, l.earlier, l.restoreAt = applied, manifest.Generation, &manifest, b.clock()
 	l.delivered, l.saved = l.engine.Frontier(), l.engine.Frontier()
 	if o, ok := applied[l.src]; ok && b.stage == stagePartials {
 		l.offset = o
@@ -759,7 +767,6 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	if frontier == before && len(out) == 0 && len(l.deadLetters) == 0 {
 		return
 	}
-	l.changed = true
 	b.updateGauges()
 	l.flushSeq++
 	mark := &flushMark{seq: l.flushSeq, frontier: frontier}
@@ -773,9 +780,13 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 }
 
 // takeCheckpoint snapshots lane l when a checkpoint is due and the last one
-// is saved: once per interval while it changes, and at once when stopping,
-// so that a stop leaves nothing to replay. Called with the output idle, so
-// every window the snapshot lacks has been delivered.
+// is saved: once per interval while input comes in, and at once when
+// stopping, so that a stop leaves nothing to replay. Called with the output
+// idle, so every window the snapshot lacks has been delivered. Closing
+// windows alone takes no checkpoint: a lane whose partition has moved to
+// another instance gets no more input, and must not overwrite the new
+// owner's checkpoints with its own; a restart from an older checkpoint
+// only emits those windows again, with the same values.
 func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time) {
 	if b.checkpointEvery == 0 || !l.restored.Load() || l.pending != nil || !l.changed ||
 		(now.Before(l.nextCheckpoint) && !b.stopping) {
@@ -923,13 +934,22 @@ func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
 	b.mu.Unlock()
 
 	if pending != nil {
-		if err := saveCheckpoint(ctx, b.res, b.stateCache, l.stateKey, gen, pending); err != nil {
+		if err := saveCheckpoint(ctx, b.res, b.stateCache, l.stateKey, b.writer, gen, pending); err != nil {
 			b.log.Errorf("Saving the checkpoint %q failed, holding input until it succeeds: %v", l.stateKey, err)
 			return
 		}
 		b.mu.Lock()
 		l.pending, l.savedCkpt, l.generation = nil, taken, gen
+		var earlier *checkpointManifest
+		if l.earlier != nil && b.clock().Sub(l.restoreAt) >= time.Minute {
+			earlier, l.earlier = l.earlier, nil
+		}
 		b.mu.Unlock()
+		if earlier != nil {
+			if err := deleteCheckpointChunks(ctx, b.res, b.stateCache, l.stateKey, *earlier); err != nil {
+				b.log.Debugf("Deleting the chunks of an earlier checkpoint of %q: %v", l.stateKey, err)
+			}
+		}
 	}
 
 	if target > l.saved && waiting {

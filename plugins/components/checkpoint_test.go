@@ -3,6 +3,7 @@ package components
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -82,10 +83,44 @@ func TestCheckpointSurvivesTornSave(t *testing.T) {
 	readNothing(t, b)
 	// Half of the next generation's chunks, without its manifest.
 	_ = res.AccessCache(context.Background(), "state", func(c service.Cache) {
-		_ = c.Set(context.Background(), chunkKey("group-a", 2, 0), []byte("garbage"), nil)
+		_ = c.Set(context.Background(), chunkKey("group-a", b.writer, 2, 0), []byte("garbage"), nil)
 	})
 	b2 := newCheckpointingBuffer(t, clock, res)
 	if replayed := write(t, b2, onPartition(envelope("cpu", "h1", t0+1_000, 1), "metrics", 0, 1)); !replayed.acked() {
 		t.Fatal("the earlier checkpoint was not restored")
+	}
+}
+
+// TestCheckpointDeletesEarlierWritersChunks: a process that restored
+// another's checkpoint deletes that one's chunks once it has saved its own,
+// a minute after the restore, so restarts do not pile up chunks.
+func TestCheckpointDeletesEarlierWritersChunks(t *testing.T) {
+	clock := newTestClock(t0 + 2_000)
+	res := service.MockResources(service.MockResourcesOptAddCache("state"))
+	b := newCheckpointingBuffer(t, clock, res)
+	write(t, b, onPartition(envelope("cpu", "h1", t0+1_000, 1), "metrics", 0, 1))
+	readNothing(t, b)
+	chunk := func(writer string) error {
+		var err error
+		_ = res.AccessCache(context.Background(), "state", func(c service.Cache) {
+			_, err = c.Get(context.Background(), chunkKey("group-a", writer, 1, 0))
+		})
+		return err
+	}
+	if err := chunk(b.writer); err != nil {
+		t.Fatalf("the first process's chunk: %v", err)
+	}
+	b2 := newCheckpointingBuffer(t, clock, res)
+	write(t, b2, onPartition(envelope("cpu", "h1", t0+1_500, 1), "metrics", 0, 2))
+	readNothing(t, b2) // saved within the minute: the earlier chunks stay
+	if err := chunk(b.writer); err != nil {
+		t.Fatalf("the earlier writer's chunk deleted within a minute of the restore: %v", err)
+	}
+	clock.Set(t0 + 62_000)
+	write(t, b2, onPartition(envelope("cpu", "h1", t0+61_500, 1), "metrics", 0, 3))
+	_, ack := read(t, b2) // the first window closes
+	_ = ack(context.Background(), nil)
+	if err := chunk(b.writer); !errors.Is(err, service.ErrKeyNotFound) {
+		t.Fatalf("the earlier writer's chunk after a later save: %v, want it deleted", err)
 	}
 }
