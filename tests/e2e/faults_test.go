@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestFaultInjection interrupts the pipeline 25 times while it works through
@@ -64,8 +61,10 @@ func TestFaultInjection(t *testing.T) {
 	steps := faultSchedule(rng)
 
 	started := time.Now()
-	live := startFaultTrickle(ctx, e, w, rand.New(rand.NewPCG(rng.Uint64(), 1)))
-	t.Cleanup(func() { live.stop() }) // before the cluster closes
+	live := startTrickle(ctx, e, rand.New(rand.NewPCG(rng.Uint64(), 1)), trickleSpec{
+		tick: faultTrickleTick, partitions: w.partitions, lag: w.lag,
+		perTick: faultTricklePerTick, hosts: faultTrickleHosts, badOneIn: 100,
+	})
 	t.Logf("%s live trickle started: %d metrics a second over %d partitions and %d hosts, event time = now minus up to %v",
 		wallClock(), faultTricklePerTick*int(w.partitions)*int(time.Second/faultTrickleTick), w.partitions, faultTrickleHosts, cfg.lag/2)
 
@@ -97,8 +96,8 @@ func TestFaultInjection(t *testing.T) {
 	t.Logf("%d interruptions in %v", len(steps), time.Since(started).Round(time.Second))
 
 	trickled := live.stop()
-	if live.err != nil {
-		t.Fatalf("producing the live trickle: %v", live.err)
+	if err := live.err(); err != nil {
+		t.Fatalf("producing the live trickle: %v", err)
 	}
 	liveExpected := expectedAggregates(trickled, cfg.window)
 	for id, a := range liveExpected {
@@ -347,8 +346,7 @@ func faultPoll(ctx context.Context, limit, every time.Duration, cond func() bool
 }
 
 // The live trickle: every tick, faultTricklePerTick metrics per partition
-// stamped with the current time less a jitter below half the lag, so that
-// none is late, and now and then an invalid message. Its hosts are more
+// (see trickleSpec), and now and then an invalid message. Its hosts are more
 // than the backlog's, for about a hundred aggregates a window: the flush
 // after a restart then holds several output batches of 1024.
 const (
@@ -356,84 +354,3 @@ const (
 	faultTricklePerTick = 3
 	faultTrickleHosts   = 40
 )
-
-type faultTrickle struct {
-	done    chan struct{}
-	quit    chan struct{}
-	once    sync.Once
-	mu      sync.Mutex
-	metrics []inputMetric // every valid metric produced and acknowledged
-	err     error         // the first produce error; the trickle stops at it
-}
-
-func startFaultTrickle(ctx context.Context, e *testEnv, w workload, rng *rand.Rand) *faultTrickle {
-	tr := &faultTrickle{done: make(chan struct{}), quit: make(chan struct{})}
-	total := 0
-	for _, n := range metricNames {
-		total += n.weight
-	}
-	jitter := max(w.lag.Milliseconds()/2, 1)
-	go func() {
-		defer close(tr.done)
-		tick := time.NewTicker(faultTrickleTick)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tr.quit:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			now := time.Now().UnixMilli()
-			var recs []*kgo.Record
-			var ms []inputMetric
-			for p := range w.partitions {
-				for range faultTricklePerTick {
-					m := inputMetric{
-						name:   pickName(rng.IntN(total)),
-						dims:   pickDims(rng),
-						ts:     now - rng.Int64N(jitter),
-						value:  rng.Int64N(1000),
-						tenant: tenants[rng.IntN(len(tenants))],
-					}
-					if m.name == "net.in_bytes" {
-						m.value *= 1000
-					}
-					if _, ok := m.dims["hostname"]; ok {
-						m.dims["hostname"] = fmt.Sprintf("host-%d", rng.IntN(faultTrickleHosts))
-					}
-					ms = append(ms, m)
-					recs = append(recs, inputRecord(p, m.envelope()))
-				}
-				if rng.IntN(100) == 0 {
-					recs = append(recs, inputRecord(p, []byte(badMessages["malformed_json"])))
-				}
-			}
-			for _, r := range recs {
-				r.Topic = e.cfg.inputTopic
-			}
-			// Not ctx: a produce cut short would leave unknown which
-			// records were written.
-			if err := e.client.ProduceSync(context.WithoutCancel(ctx), recs...).FirstErr(); err != nil {
-				tr.mu.Lock()
-				tr.err = err
-				tr.mu.Unlock()
-				return
-			}
-			tr.mu.Lock()
-			tr.metrics = append(tr.metrics, ms...)
-			tr.mu.Unlock()
-		}
-	}()
-	return tr
-}
-
-// stop ends the trickle and returns every valid metric it produced.
-func (tr *faultTrickle) stop() []inputMetric {
-	tr.once.Do(func() { close(tr.quit) })
-	<-tr.done
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return slices.Clone(tr.metrics)
-}

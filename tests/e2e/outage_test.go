@@ -101,7 +101,10 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 
 	started := time.Now()
 	p := e.start()
-	tr := startTrickle(ctx, e, in, rand.New(rand.NewPCG(rng.Uint64(), 1)), w.partitions, cfg.lag)
+	// Two metrics per partition every 50 ms, each logged once acknowledged.
+	tr := startTrickle(ctx, e, rand.New(rand.NewPCG(rng.Uint64(), 1)), trickleSpec{
+		tick: 50 * time.Millisecond, partitions: w.partitions, lag: cfg.lag, perTick: 2, produced: in.tryAdd,
+	})
 
 	// The outage begins once input is committed on every partition, so
 	// that the committed offsets stand at the edge of what was written:
@@ -539,86 +542,6 @@ func parseInputMetric(b []byte) (inputMetric, error) {
 	m := env.Metric
 	return inputMetric{name: m.Name, dims: m.Dimensions, ts: m.Timestamp, value: m.Value,
 		tenant: tenant{env.Meta.TenantID, env.Meta.Region}}, nil
-}
-
-// trickle produces live metrics, stamped with the current time, until
-// stopped: every 50 ms two per partition, 160 a second.
-type trickle struct {
-	stopCh chan struct{}
-	done   chan struct{}
-	once   sync.Once
-	mu     sync.Mutex
-	failed error
-}
-
-// startTrickle starts the trickle; it stops when the test ends at the
-// latest. A metric's timestamp trails the time it is produced by less than
-// half the lag, so none is late: the watermark never passes the latest
-// timestamp a partition has delivered.
-func startTrickle(ctx context.Context, e *testEnv, in *inputLog, rng *rand.Rand, partitions int32, lag time.Duration) *trickle {
-	tr := &trickle{stopCh: make(chan struct{}), done: make(chan struct{})}
-	jitter := max(lag.Milliseconds()/2, 1)
-	weights := 0
-	for _, n := range metricNames {
-		weights += n.weight
-	}
-	go func() {
-		defer close(tr.done)
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tr.stopCh:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			now := time.Now().UnixMilli()
-			var recs []*kgo.Record
-			for i := range 2 * partitions {
-				m := inputMetric{
-					name:   pickName(rng.IntN(weights)),
-					dims:   pickDims(rng),
-					ts:     now - rng.Int64N(jitter),
-					value:  rng.Int64N(1000),
-					tenant: tenants[rng.IntN(len(tenants))],
-				}
-				if m.name == "net.in_bytes" {
-					m.value *= 1000
-				}
-				r := inputRecord(i%partitions, m.envelope())
-				r.Topic = e.cfg.inputTopic
-				recs = append(recs, r)
-			}
-			// Not cancelled by stop: a record whose produce was cut
-			// short might be in the topic without being logged.
-			err := e.client.ProduceSync(ctx, recs...).FirstErr()
-			if err == nil {
-				err = in.tryAdd(recs)
-			}
-			if err != nil {
-				tr.mu.Lock()
-				tr.failed = err
-				tr.mu.Unlock()
-				return
-			}
-		}
-	}()
-	e.t.Cleanup(tr.stop)
-	return tr
-}
-
-// stop ends the trickle and waits for its last produce.
-func (tr *trickle) stop() {
-	tr.once.Do(func() { close(tr.stopCh) })
-	<-tr.done
-}
-
-func (tr *trickle) err() error {
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return tr.failed
 }
 
 // readRSS returns the resident set size of a process in bytes, from

@@ -10,12 +10,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // The scale-out failover test's setup: the topics and their partition
@@ -151,8 +149,10 @@ func TestScaleOutFailover(t *testing.T) {
 	t.Logf("%s both groups stable: %d stage-1 and %d stage-2 instances", wallClock(), scaleStage1, scaleStage2)
 
 	started := time.Now()
-	live := startScaleTrickle(ctx, e, rand.New(rand.NewPCG(rng.Uint64(), 2)))
-	t.Cleanup(func() { live.stop() }) // before the cluster closes
+	live := startTrickle(ctx, e, rand.New(rand.NewPCG(rng.Uint64(), 2)), trickleSpec{
+		tick: scaleTick, partitions: scaleInputParts, lag: scaleLag,
+		perTick: scaleMaxPerTick, varyPerTick: true, hosts: scaleHosts, badOneIn: 200,
+	})
 	t.Logf("%s live trickle started: about %d metrics a second over %d partitions",
 		wallClock(), int(float64(scaleInputParts)*float64(1+scaleMaxPerTick)/2*float64(time.Second)/float64(scaleTick)), scaleInputParts)
 
@@ -186,8 +186,8 @@ func TestScaleOutFailover(t *testing.T) {
 
 	sleep(ctx, scaleAfterFailover)
 	trickled := live.stop()
-	if live.err != nil {
-		t.Fatalf("producing the live trickle: %v", live.err)
+	if err := live.err(); err != nil {
+		t.Fatalf("producing the live trickle: %v", err)
 	}
 	stopped := time.Now()
 	expected := expectedAggregates(trickled, scaleWindow)
@@ -237,7 +237,7 @@ func TestScaleOutFailover(t *testing.T) {
 			continue
 		}
 		t.Logf("counters of monasca-connect #%d%s:%s", i+1, p.label(), monascaCounters(samples))
-		// No input is late (see startScaleTrickle). Input replayed after a
+		// No input is late (see trickleSpec). Input replayed after a
 		// takeover, and partials a new stage-1 owner writes again for
 		// windows already published, are replays, not late data: on
 		// stage 2, late data means a window published without some of
@@ -491,94 +491,4 @@ func monascaCounters(samples []promSample) string {
 		fmt.Fprintf(&b, " %s=%v", strings.TrimPrefix(name, "monasca_"), sums[name])
 	}
 	return b.String()
-}
-
-// scaleTrickle is the live input of TestScaleOutFailover: every scaleTick,
-// 1..scaleMaxPerTick metrics on each input partition, stamped with the
-// current time less a jitter below half the lag (so none is late), over
-// scaleHosts hosts, three services and two tenants, and now and then an
-// invalid message.
-type scaleTrickle struct {
-	done    chan struct{}
-	quit    chan struct{}
-	once    sync.Once
-	mu      sync.Mutex
-	metrics []inputMetric // every valid metric produced and acknowledged
-	err     error         // the first produce error; the trickle stops at it
-}
-
-func startScaleTrickle(ctx context.Context, e *testEnv, rng *rand.Rand) *scaleTrickle {
-	tr := &scaleTrickle{done: make(chan struct{}), quit: make(chan struct{})}
-	total := 0
-	for _, n := range metricNames {
-		total += n.weight
-	}
-	jitter := max(scaleLag.Milliseconds()/2, 1)
-	go func() {
-		defer close(tr.done)
-		tick := time.NewTicker(scaleTick)
-		defer tick.Stop()
-		for {
-			select {
-			case <-tr.quit:
-				return
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			now := time.Now().UnixMilli()
-			var recs []*kgo.Record
-			var ms []inputMetric
-			for p := range int32(scaleInputParts) {
-				for range 1 + rng.IntN(scaleMaxPerTick) {
-					m := inputMetric{
-						name:   pickName(rng.IntN(total)),
-						dims:   pickDims(rng),
-						ts:     now - rng.Int64N(jitter),
-						value:  rng.Int64N(1000),
-						tenant: tenants[rng.IntN(len(tenants))],
-					}
-					if m.name == "net.in_bytes" {
-						m.value *= 1000
-					}
-					if _, ok := m.dims["hostname"]; ok {
-						m.dims["hostname"] = fmt.Sprintf("host-%d", rng.IntN(scaleHosts))
-					}
-					ms = append(ms, m)
-					recs = append(recs, inputRecord(p, m.envelope()))
-				}
-				if rng.IntN(200) == 0 {
-					recs = append(recs, inputRecord(p, []byte(badMessages["malformed_json"])))
-				}
-			}
-			for _, r := range recs {
-				r.Topic = e.cfg.inputTopic
-			}
-			// Not ctx: a produce cut short would leave unknown which
-			// records were written. A minute without a produce
-			// acknowledgement fails the test.
-			pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			err := e.client.ProduceSync(pctx, recs...).FirstErr()
-			pcancel()
-			if err != nil {
-				tr.mu.Lock()
-				tr.err = err
-				tr.mu.Unlock()
-				return
-			}
-			tr.mu.Lock()
-			tr.metrics = append(tr.metrics, ms...)
-			tr.mu.Unlock()
-		}
-	}()
-	return tr
-}
-
-// stop ends the trickle and returns every valid metric it produced.
-func (tr *scaleTrickle) stop() []inputMetric {
-	tr.once.Do(func() { close(tr.quit) })
-	<-tr.done
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	return slices.Clone(tr.metrics)
 }
