@@ -87,6 +87,13 @@ func (r *recordingAck) acked() bool {
 
 func newTestBuffer(t *testing.T, clock *testClock, extra string, opts ...service.MockResourcesOptFn) *aggregateBuffer {
 	t.Helper()
+	return newTestBufferOn(t, clock, service.MockResources(opts...), extra)
+}
+
+// newTestBufferOn is newTestBuffer with given resources, which buffers
+// standing for successive runs share (a state cache).
+func newTestBufferOn(t *testing.T, clock *testClock, res *service.Resources, extra string) *aggregateBuffer {
+	t.Helper()
 	conf, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
 aggregation_specs: %s
 window_size: 10s
@@ -98,7 +105,7 @@ check_interval: 5ms
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := newAggregateBufferFromConfig(conf, service.MockResources(opts...), clock.Now)
+	b, err := newAggregateBufferFromConfig(conf, res, clock.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,25 +273,8 @@ func TestBufferSavesFrontierBeforeReleasingInputAndRestoresIt(t *testing.T) {
 	clock := newTestClock(t0 + 13_000)
 	opt := service.MockResourcesOptAddCache("state")
 	res := service.MockResources(opt)
-	conf := func() *service.ParsedConfig {
-		c, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
-aggregation_specs: %s
-idle_timeout: 1m
-partition_discovery: 0s
-check_interval: 5ms
-state_cache: state
-state_key: group-a
-checkpoint_interval: 0s
-`, writeSpecs(t)), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	b, err := newAggregateBufferFromConfig(conf(), res, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	const frontierOnly = "state_cache: state\nstate_key: group-a\ncheckpoint_interval: 0s"
+	b := newTestBufferOn(t, clock, res, frontierOnly)
 	in := write(t, b, envelope("cpu", "h1", t0+1_000, 1))
 	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
 	_, ack := read(t, b)
@@ -302,10 +292,7 @@ checkpoint_interval: 0s
 
 	// A restarted buffer skips the replayed input of the emitted window and
 	// still aggregates the open one.
-	b2, err := newAggregateBufferFromConfig(conf(), res, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b2 := newTestBufferOn(t, clock, res, frontierOnly)
 	replayed := write(t, b2, envelope("cpu", "h1", t0+1_000, 1))
 	if !replayed.acked() {
 		t.Fatal("replayed input of an emitted window was not skipped")

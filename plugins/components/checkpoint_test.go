@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
 	"testing"
 
@@ -13,23 +12,7 @@ import (
 
 func newCheckpointingBuffer(t *testing.T, clock *testClock, res *service.Resources) *aggregateBuffer {
 	t.Helper()
-	conf, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
-aggregation_specs: %s
-idle_timeout: 1m
-partition_discovery: 0s
-check_interval: 5ms
-state_cache: state
-state_key: group-a
-checkpoint_interval: 1s
-`, writeSpecs(t)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := newAggregateBufferFromConfig(conf, res, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return newTestBufferOn(t, clock, res, "state_cache: state\nstate_key: group-a\ncheckpoint_interval: 1s")
 }
 
 // TestCheckpointReleasesInputAndRestoresState: input is acknowledged once a

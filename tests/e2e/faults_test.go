@@ -206,7 +206,7 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 	wrote := func() string {
 		return fmt.Sprintf("this instance wrote %d aggregates", f.endSum(f.e.cfg.outputTopic)-startOut)
 	}
-	if !faultPoll(f.ctx, faultLimit, 50*time.Millisecond, func() bool { return received(f.ctx, p) > 0 && f.soleMember() }) {
+	if !poll(f.ctx, faultLimit, 50*time.Millisecond, func() bool { return received(f.ctx, p) > 0 && f.soleMember() }) {
 		return faultMoment{fmt.Sprintf("it consumed nothing within %v (%s)", faultLimit, wrote()), false}
 	}
 	consuming := time.Now()
@@ -233,7 +233,7 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 		lullLimit := time.Now().Add(limit)
 		for {
 			last := f.endSum(f.e.cfg.outputTopic)
-			if !faultPoll(f.ctx, 300*time.Millisecond, 5*time.Millisecond, func() bool { return f.endSum(f.e.cfg.outputTopic) != last }) {
+			if !poll(f.ctx, 300*time.Millisecond, 5*time.Millisecond, func() bool { return f.endSum(f.e.cfg.outputTopic) != last }) {
 				break
 			}
 			if time.Now().After(lullLimit) {
@@ -258,7 +258,7 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 
 	case faultCommit:
 		before := f.committed()
-		if !faultPoll(f.ctx, limit, 5*time.Millisecond, func() bool { return f.committed() > before }) {
+		if !poll(f.ctx, limit, 5*time.Millisecond, func() bool { return f.committed() > before }) {
 			return faultMoment{fmt.Sprintf("no commit within %v of consuming", limit.Round(time.Second)), false}
 		}
 		at, advanced := wallClock(), f.committed()-before
@@ -272,7 +272,7 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 
 // grows polls until the end offsets of topic add up to more than from.
 func (f *faultRun) grows(topic string, from int64, limit time.Duration) bool {
-	return faultPoll(f.ctx, limit, 5*time.Millisecond, func() bool { return f.endSum(topic) > from })
+	return poll(f.ctx, limit, 5*time.Millisecond, func() bool { return f.endSum(topic) > from })
 }
 
 // endSum adds up the end offsets of a topic's partitions, 0 while the topic
@@ -328,21 +328,6 @@ func (f *faultRun) soleMember() bool {
 		n += len(tp.Partitions)
 	}
 	return n == 4
-}
-
-// faultPoll checks cond every interval until it holds, for at most limit or
-// until ctx ends; it reports whether cond held.
-func faultPoll(ctx context.Context, limit, every time.Duration, cond func() bool) bool {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(every):
-		}
-	}
-	return true
 }
 
 // The live trickle: every tick, faultTricklePerTick metrics per partition

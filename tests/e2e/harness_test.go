@@ -410,12 +410,20 @@ func (p *process) label() string {
 	return " (" + p.name + ")"
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *process) kill() {
+// running reports whether the process has not exited yet.
+func (p *process) running() bool {
 	select {
 	case <-p.exited:
-		return
+		return false
 	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *process) kill() {
+	if !p.running() {
+		return
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.exited
@@ -626,10 +634,8 @@ func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 	// before its windows close: the running pipelines must also hold no
 	// open window and no input.
 	for _, p := range e.procs {
-		select {
-		case <-p.exited:
+		if !p.running() {
 			continue
-		default:
 		}
 		samples, err := scrape(ctx, p.httpAddr)
 		if err != nil {
@@ -673,13 +679,19 @@ func (e *testEnv) waitDrained(ctx context.Context, c *collector) bool {
 // waitUntil polls cond every 10ms until it holds, for at most limit or
 // until ctx ends; it reports whether cond held.
 func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) bool {
+	return poll(ctx, limit, 10*time.Millisecond, cond)
+}
+
+// poll checks cond every interval until it holds, for at most limit or
+// until ctx ends; it reports whether cond held.
+func poll(ctx context.Context, limit, every time.Duration, cond func() bool) bool {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for !cond() {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-time.After(10 * time.Millisecond):
+		case <-time.After(every):
 		}
 	}
 	return true

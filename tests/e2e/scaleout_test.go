@@ -226,10 +226,8 @@ func TestScaleOutFailover(t *testing.T) {
 	checkOutputs(t, expected, c.outputs(), started, true)
 
 	for i, p := range append(slices.Clone(s1), s2...) {
-		select {
-		case <-p.exited:
+		if !p.running() {
 			continue
-		default:
 		}
 		samples, err := scrape(ctx, p.httpAddr)
 		if err != nil {
@@ -345,13 +343,11 @@ func (e *testEnv) waitSettled(ctx context.Context, g groupWant, limit time.Durat
 	var err error
 	var since time.Time
 	var gone *process
-	ok := faultPoll(ctx, limit, 200*time.Millisecond, func() bool {
+	ok := poll(ctx, limit, 200*time.Millisecond, func() bool {
 		for _, p := range alive {
-			select {
-			case <-p.exited:
+			if !p.running() {
 				gone = p
 				return true
-			default:
 			}
 		}
 		var ok bool
