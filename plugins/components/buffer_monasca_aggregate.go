@@ -5,22 +5,21 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"os"
-	"os/signal"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
+	"github.com/monasca-connect/monasca-connect/plugins/assignment"
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
 const (
 	mabFieldStateCache         = "state_cache"
+	mabFieldStateStore         = "state_store"
 	mabFieldStateKey           = "state_key"
 	mabFieldCheckInterval      = "check_interval"
 	mabFieldMaxBatchSize       = "max_batch_size"
@@ -58,7 +57,7 @@ replayed backlog aggregates exactly as live data would, and a partition that Kaf
 data declared late. A partition silent for `+"`idle_timeout`"+` stops holding the watermark back; when every partition has been
 silent that long, all open windows close. A metric for a closed window is late: counted and dropped, or, with
 `+"`late_policy: correct`"+`, folded into the window's kept state and the window's complete aggregates emitted again. A metric stamped more than
-`+"`max_future`"+` ahead of the clock is rejected, so it cannot close windows early.
+`+"`max_future`"+` ahead of the clock is rejected, so it cannot close windows early, and one more than `+"`max_past`"+` behind it (a clock error) too.
 
 Each closed window is written as one Monasca envelope per series: the name and dimensions of the specification, the window start
 (epoch milliseconds) as `+"`timestamp`"+`, `+"`meta`"+` with the tenant and the region of the input, `+"`value_meta`"+` with
@@ -87,20 +86,22 @@ input stays unacknowledged and is replayed on the next start, and the framework 
 
 == Inputs
 
-Because acknowledgements are held for a whole window, the input must allow many unacknowledged messages per partition:
-
-- `+"`redpanda`"+` with `+"`unordered_processing.enabled: true`"+`, or `+"`kafka_franz`"+`. The default, ordered mode of the `+"`redpanda`"+` input
-  releases the next batch of a partition only after the previous one is acknowledged, so behind this buffer it would stall: the
-  watermark could never advance.
-- `+"`checkpoint_limit`"+` at least the number of messages one partition delivers in a window plus its lag (it is per partition).
-- `+"`auto_replay_nacks: false`"+`: this buffer never nacks, and replaying nacks from memory would keep every held message in memory.
+Acknowledgements are held for up to a checkpoint interval (without checkpoints, a whole window), so the input must allow many
+unacknowledged messages per partition, and commit only the acknowledged prefix of each partition. monasca-connect's `+"`kafka`"+` input
+does, and keeps no message after handing it on. It also tells this buffer which partitions it holds: a partition's state is restored
+when the partition is assigned, saved and dropped before a rebalance moves it, and dropped unsaved when it is lost; when the stream
+stops, every lane is saved and its input released for the input's last commit. In stage `+"`single`"+` no window closes while the
+instance holds only part of its topics' partitions (`+"`monasca_partitions_missing`"+`): use the input's `+"`balancer: single_owner`"+`,
+which gives every partition to one member and keeps the others as standbys. Partitions assigned but not yet delivering hold the
+watermark until they deliver or stay quiet for `+"`idle_timeout`"+`.
 
 == Metrics
 
 `+"`monasca_metrics_received_total`"+`, `+"`monasca_metrics_invalid_total{reason}`"+`, `+"`monasca_metrics_aggregated_total`"+`,
 `+"`monasca_metrics_unmatched_total`"+`, `+"`monasca_metrics_late_total`"+`, `+"`monasca_metrics_corrected_total`"+`, `+"`monasca_metrics_replayed_total`"+`,
 `+"`monasca_metrics_own_output_skipped_total`"+`, `+"`monasca_aggregates_emitted_total`"+`, `+"`monasca_aggregates_invalid_total`"+`, `+"`monasca_output_retries_total`"+`,
-`+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+` and `+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages).
+`+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+`, `+"`monasca_partitions_missing`"+` (stage single: partitions of the input's topics another member holds) and
+`+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages).
 
 == Scale-out
 
@@ -128,14 +129,18 @@ be killed at any moment.
 		Fields(aggregationFields()...).
 		LintRule(aggregationLintRule).
 		Fields(
-			service.NewStringField(mabFieldStateCache).
-				Description("A cache resource in which checkpoints (see `checkpoint_interval`), or only the frontier of emitted windows, are saved before input is acknowledged. On start they are read back, and replayed input they hold is skipped instead of being counted twice or emitted as a partial value. Without it, a restart can re-emit windows with partial values. A `redpanda` cache on a compacted topic serves; in the scale-out stages every instance must reach the same store, since partitions move between them.").
+			service.NewStringField(mabFieldStateStore).
+				Description("A `kafka_state_stores` resource in which checkpoints (see `checkpoint_interval`), or only the frontier of emitted windows, are saved before input is acknowledged. On start, and when a partition is assigned, they are read back, and replayed input they hold is skipped instead of being counted twice or emitted as a partial value. The store fences: once a partition's new owner has read its state, a former owner's save fails and that owner drops the partition. Without a store, a restart can re-emit windows with partial values. In the scale-out stages every instance must use the same store topic, since partitions move between them.").
 				Optional(),
+			service.NewStringField(mabFieldStateCache).
+				Description("Instead of `state_store`, a cache resource to save in (values are written in chunks of 512 KiB with a manifest). A cache cannot fence a former owner of a partition, so use it only where one instance runs (tests, a `file` cache on one host).").
+				Optional().
+				Advanced(),
 			service.NewStringField(mabFieldStateKey).
 				Description("The key under which the frontier is saved. Instances that consume different inputs need different keys.").
 				Default("monasca-aggregate"),
 			service.NewDurationField(mabFieldCheckpoint).
-				Description("With `state_cache`, how often the whole aggregation state (open windows, watermark, emitted frontier and the input offsets it holds) is saved there. Input is acknowledged once a checkpoint holds it, so a restart replays at most this much input and skips what the checkpoint already holds, instead of replaying every open window's input; held input, and with it memory, stays within this much input. Checkpoints are saved in chunks of 512 KiB under `<state_key>#<writer>/<0 or 1>/<n>` (two sets, alternately; the writer is a random name per process) with a manifest under `<state_key>`; a checkpoint costs about 45 bytes per open series. Only input starts a checkpoint: a partition moved to another instance is not overwritten by its former owner. `0s` saves only the frontier and holds input until its windows are delivered.").
+				Description("With a store, how often the whole aggregation state (open windows, watermark, emitted frontier and the input offsets it holds) is saved there. Input is acknowledged once a checkpoint holds it, so a restart replays at most this much input and skips what the checkpoint already holds, instead of replaying every open window's input; held input, and with it memory, stays within this much input. A checkpoint costs about 45 bytes per open series. `0s` saves only the frontier and holds input until its windows are delivered.").
 				Default("5s"),
 			service.NewDurationField(mabFieldCheckInterval).
 				Description("How often the watermark is checked for windows to close.").
@@ -153,7 +158,7 @@ be killed at any moment.
 				Description("The part this buffer plays.").
 				Default(stageSingle),
 			service.NewIntField(mabFieldPartialsPartitions).
-				Description("With `stage: partials`, the number of partitions of the partials topic: states are spread over them by their final group key, and progress goes to each. It must equal the topic's partition count.").
+				Description("With `stage: partials`, the number of partitions of the partials topic: states are spread over them by their final group key, and progress goes to each. `0` asks the `kafka` output for the topic's partition count as the brokers report it, and follows changes.").
 				Default(0),
 			service.NewDurationField(mabFieldProgressInterval).
 				Description("With `stage: partials`, how often the progress of each input partition is written to every partials partition.").
@@ -162,32 +167,30 @@ be killed at any moment.
 		).
 		Example("Drop-in for monasca-aggregator", "Reads metrics from Kafka, aggregates them in 10 second windows and writes the aggregates back to the same topic.", `
 input:
-  redpanda:
+  kafka:
     seed_brokers: [ localhost:9092 ]
     topics: [ metrics ]
     consumer_group: monasca-aggregation
-    auto_replay_nacks: false
-    unordered_processing:
-      enabled: true
-      checkpoint_limit: 1000000
+    instance_id: aggregation-0
+    balancer: single_owner
 buffer:
   monasca_aggregate:
     aggregation_specs: /etc/monasca/aggregation-specifications.yaml
     window_size: 10s
     window_lag: 2s
-    state_cache: frontier
+    state_store: window_state
+    state_key: monasca-aggregation
 output:
-  redpanda:
+  kafka:
     seed_brokers: [ localhost:9092 ]
     topic: metrics
     key: ${! @monasca_series_id }
     metadata:
       include_prefixes: [ monasca_origin ]
-cache_resources:
-  - label: frontier
-    redpanda:
-      seed_brokers: [ localhost:9092 ]
-      topic: monasca-aggregation-state
+kafka_state_stores:
+  - label: window_state
+    seed_brokers: [ localhost:9092 ]
+    topic: monasca-aggregation-window-state
 `)
 }
 
@@ -215,29 +218,43 @@ type aggregateBuffer struct {
 	clock      func() time.Time
 	checkEvery time.Duration
 	maxBatch   int
-	stateCache string
+	stateCache string // a cache resource, or
+	stateStore string // a kafka_state_stores resource
 	stateKey   string
 	stage      string
-	partitions int // of the partials topic (stage partials)
+	partitions int // of the partials topic (stage partials); 0: ask the output
+	// outPartitions is the partials topic's partition count used by the
+	// next flush, under mu.
+	outPartitions int
 
 	progressEvery   time.Duration
 	nextProgress    time.Time
 	checkpointEvery time.Duration // zero: frontier only
-	writer          string        // names this process's checkpoint chunks
 
 	retries       *service.MetricCounter
 	heldGauge     *service.MetricGauge
 	frontierGauge *service.MetricGauge
-	stateErrors   *service.MetricCounter
+	missingGauge  *service.MetricGauge
 
-	// stopSignal receives SIGINT and SIGTERM. The framework stops the
-	// input first and only tells the buffer once every held message is
-	// acknowledged, which open windows never are; until then the input is
-	// silent and the partitions that had not delivered yet never will, so
-	// closing windows on the watermark of the others would publish partial
-	// values. Once stopping, no window closes.
-	stopSignal chan os.Signal
-	stopping   bool
+	storeOnce sync.Once
+	store     stateStore
+	storeErr  error
+
+	// hub tells which partitions the input holds. With a publishing input,
+	// stage single closes windows only while it holds every partition of
+	// its topics, since a value over part of them would be published as
+	// if complete; held and topics mirror the hub under mu.
+	hub     *assignment.Hub
+	ctx     context.Context // of background restores, ended by Close
+	cancel  context.CancelFunc
+	held    map[windowagg.Source]bool
+	topics  map[string]int32
+	partial bool // logged: holding part of the partitions
+
+	// Once the input reports that the stream stops, no window closes: the
+	// partitions that had not delivered yet never will, so closing windows
+	// on the watermark of the others would publish partial values.
+	stopping bool
 
 	mu         sync.Mutex
 	endOfInput bool
@@ -278,13 +295,10 @@ type lane struct {
 	pending        []byte
 	taken          int64
 	savedCkpt      int64
-	generation     int64
-	// earlier is the manifest of the restored checkpoint, written by
-	// another process: its chunks are deleted by the first save a minute
-	// after the restore, when a former owner of the partition has long
-	// stopped writing them.
-	earlier   *checkpointManifest
-	restoreAt time.Time
+
+	// leaving is set once the lane's partitions are revoked: it folds and
+	// closes nothing more while its last state is saved.
+	leaving bool
 }
 
 // flushMark is one Flush of a lane's engine: its number, the frontier it
@@ -343,11 +357,13 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		encoder:       newEncoder(ac.output, mgr),
 		clock:         clock,
 		wake:          make(chan struct{}, 1),
-		stopSignal:    make(chan os.Signal, 1),
 		lanes:         map[windowagg.Source]*lane{},
 		retries:       mgr.Metrics().NewCounter("monasca_output_retries_total"),
 		heldGauge:     mgr.Metrics().NewGauge("monasca_held_input_batches"),
 		frontierGauge: mgr.Metrics().NewGauge("monasca_frontier_ms"),
+		missingGauge:  mgr.Metrics().NewGauge("monasca_partitions_missing"),
+		hub:           assignment.Of(mgr),
+		held:          map[windowagg.Source]bool{},
 	}
 	if b.stage, err = conf.FieldString(mabFieldStage); err != nil {
 		return nil, err
@@ -362,8 +378,8 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		if b.partitions, err = conf.FieldInt(mabFieldPartialsPartitions); err != nil {
 			return nil, err
 		}
-		if b.partitions < 1 {
-			return nil, fmt.Errorf("%s must be set to the partition count of the partials topic with %s: %s", mabFieldPartialsPartitions, mabFieldStage, stagePartials)
+		if b.partitions < 0 {
+			return nil, fmt.Errorf("%s must not be negative", mabFieldPartialsPartitions)
 		}
 		if b.progressEvery, err = conf.FieldDuration(mabFieldProgressInterval); err != nil {
 			return nil, err
@@ -400,16 +416,68 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		if b.stateCache, err = conf.FieldString(mabFieldStateCache); err != nil {
 			return nil, err
 		}
+	}
+	if conf.Contains(mabFieldStateStore) {
+		if b.stateStore, err = conf.FieldString(mabFieldStateStore); err != nil {
+			return nil, err
+		}
+	}
+	if b.stateCache != "" && b.stateStore != "" {
+		return nil, fmt.Errorf("set %s or %s, not both", mabFieldStateStore, mabFieldStateCache)
+	}
+	if b.persistent() {
 		if b.checkpointEvery, err = conf.FieldDuration(mabFieldCheckpoint); err != nil {
 			return nil, err
 		}
 		if b.checkpointEvery < 0 {
 			return nil, fmt.Errorf("%s must not be negative", mabFieldCheckpoint)
 		}
-		b.writer = newWriterName()
+		b.hub.Require(b.storeReady)
 	}
-	signal.Notify(b.stopSignal, syscall.SIGINT, syscall.SIGTERM)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.hub.Listen(b.ctx, partitionEvents{b})
 	return b, nil
+}
+
+// persistent reports whether the buffer saves its state.
+func (b *aggregateBuffer) persistent() bool {
+	return b.stateCache != "" || b.stateStore != ""
+}
+
+// stateStoreOf returns the store lanes save to, resolved at first use:
+// resources may be built after the buffer.
+func (b *aggregateBuffer) stateStoreOf(ctx context.Context) (stateStore, error) {
+	b.storeOnce.Do(func() {
+		if b.stateCache != "" {
+			b.store = newCacheStore(b.res, b.stateCache, b.clock)
+			return
+		}
+		b.storeErr = b.res.AccessCustomResource(ctx, stateStoreResource, b.stateStore, func(v any) {
+			s, ok := v.(stateStore)
+			if !ok {
+				b.storeErr = fmt.Errorf("%s resource %q is not a state store", stateStoreResource, b.stateStore)
+				return
+			}
+			b.store = s
+		})
+		if b.storeErr != nil {
+			b.storeErr = fmt.Errorf("%s %q: %w", mabFieldStateStore, b.stateStore, b.storeErr)
+		}
+	})
+	return b.store, b.storeErr
+}
+
+// storeReady fails while the state store cannot be used, so that the input
+// does not consume what could never be acknowledged.
+func (b *aggregateBuffer) storeReady(ctx context.Context) error {
+	s, err := b.stateStoreOf(ctx)
+	if err != nil {
+		return err
+	}
+	if rc, ok := s.(readyChecker); ok {
+		return rc.Ready(ctx)
+	}
+	return nil
 }
 
 // laneOf returns the lane of input partition src, creating it. In stage
@@ -430,7 +498,7 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 		offset: math.MinInt64, delivered: math.MinInt64, saved: math.MinInt64,
 		applied: map[windowagg.Source]int64{},
 	}
-	l.restored.Store(b.stateCache == "")
+	l.restored.Store(!b.persistent())
 	if b.stage != stageSingle {
 		l.stateKey = fmt.Sprintf("%s/%s/%d", b.stateKey, src.Stream, src.Partition)
 	}
@@ -439,68 +507,69 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 	return l, nil
 }
 
-// restore reads what an earlier run of lane l saved before its first input
-// is folded, retrying until it succeeds: aggregating without it could count
-// input twice or emit partial values. It runs after start-up, so that a
-// cache that is slow to come up (a Kafka topic being created) delays data,
-// not start-up: in stage single at the first read (a checkpoint may hold
-// open windows whose input is all committed, so no input may ever come to
-// trigger it), in the scale-out stages at a partition's first write, since
-// which partitions an instance gets is known only from its input.
+// restore reads what an earlier run (or a former owner of its partitions)
+// saved for lane l before its first input is folded, retrying until it
+// succeeds: aggregating without it could count input twice or emit partial
+// values. It runs after start-up, so that a store that is slow to come up
+// delays data, not start-up: when the input reports partitions, at their
+// assignment; otherwise in stage single at the first read (a checkpoint may
+// hold open windows whose input is all committed, so no input may ever come
+// to trigger it), and in the scale-out stages at a partition's first write.
 func (b *aggregateBuffer) restore(ctx context.Context, l *lane) bool {
 	b.restoreMu.Lock()
 	defer b.restoreMu.Unlock()
 	for attempt := 1; !l.restored.Load(); attempt++ {
-		err := b.restoreFrontier(ctx, l)
+		err := b.restoreLane(ctx, l)
 		if err == nil {
 			l.restored.Store(true)
 			break
 		}
 		b.log.Warnf("Reading the saved window state %q failed (attempt %d), input waits: %v", l.stateKey, attempt, err)
-		t := time.NewTimer(retryBackoff(attempt))
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, retryBackoff(attempt)) {
 			return false
-		case <-t.C:
 		}
 	}
 	return true
 }
 
-// restoreFrontier reads what an earlier run of lane l saved: a checkpoint,
-// from which the lane continues, or a frontier.
-func (b *aggregateBuffer) restoreFrontier(ctx context.Context, l *lane) error {
-	payload, manifest, frontier, found, err := loadCheckpoint(ctx, b.res, b.stateCache, l.stateKey)
+// restoreLane claims lane l's key in the store and continues from what is
+// saved there: a checkpoint, or a frontier.
+func (b *aggregateBuffer) restoreLane(ctx context.Context, l *lane) error {
+	store, err := b.stateStoreOf(ctx)
 	if err != nil {
-		return fmt.Errorf("reading the state saved under %q in %s %q: %w", l.stateKey, mabFieldStateCache, b.stateCache, err)
+		return err
 	}
-	if !found {
-		b.log.Infof("No saved window state under %q: starting fresh", l.stateKey)
-		return nil
+	value, found, err := store.Claim(ctx, l.stateKey)
+	if err != nil {
+		return fmt.Errorf("reading the state saved under %q: %w", l.stateKey, err)
 	}
 	b.settleMu.Lock()
 	defer b.settleMu.Unlock()
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if payload == nil {
+	defer b.expectHeld(l)
+	if !found {
+		b.log.Infof("No saved window state under %q: starting fresh", l.stateKey)
+		return nil
+	}
+	if frontier, err := strconv.ParseInt(string(value), 10, 64); err == nil {
 		l.engine.Restore(frontier)
 		l.delivered, l.saved = frontier, frontier
 		b.log.Infof("Restored window frontier %s of %q: input for windows closed before it is skipped as already emitted",
 			time.UnixMilli(frontier).UTC().Format(time.RFC3339), l.stateKey)
 		return nil
 	}
-	applied, err := readCheckpoint(payload, l.engine)
+	applied, err := readCheckpoint(value, l.engine)
 	if err != nil {
 		return fmt.Errorf("the checkpoint saved under %q: %w", l.stateKey, err)
 	}
-	l.applied, l.generation, l.earlier, l.restoreAt = applied, manifest.Generation, &manifest, b.clock()
+	l.applied = applied
 	l.delivered, l.saved = l.engine.Frontier(), l.engine.Frontier()
 	if o, ok := applied[l.src]; ok && b.stage == stagePartials {
 		l.offset = o
 	}
 	b.log.Infof("Restored the checkpoint of %q (%d bytes, %d open series, %d partitions): input it holds is skipped",
-		l.stateKey, len(payload), l.engine.OpenSeries(), len(applied))
+		l.stateKey, len(value), l.engine.OpenSeries(), len(applied))
 	return nil
 }
 
@@ -511,19 +580,34 @@ type lanePart struct {
 }
 
 // split divides batch by lane, keeping the order of each lane's messages.
-// Kafka inputs batch per partition, so there is usually one part.
+// Kafka inputs batch per partition, so there is usually one part. Messages
+// of partitions the input no longer holds, or whose lane is leaving, are
+// left out unacknowledged: their new owner reads them again.
 func (b *aggregateBuffer) split(batch service.MessageBatch) ([]lanePart, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.stage == stageSingle {
+		if !b.holds(messageSource(batch[0])) {
+			return nil, nil
+		}
 		l, err := b.laneOf(windowagg.Source{})
-		return []lanePart{{lane: l, batch: batch}}, err
+		if err != nil || l.leaving {
+			return nil, err
+		}
+		return []lanePart{{lane: l, batch: batch}}, nil
 	}
 	var parts []lanePart
 	for _, msg := range batch {
-		l, err := b.laneOf(messageSource(msg))
+		src := messageSource(msg)
+		if !b.holds(src) {
+			continue
+		}
+		l, err := b.laneOf(src)
 		if err != nil {
 			return nil, err
+		}
+		if l.leaving {
+			continue
 		}
 		if n := len(parts); n > 0 && parts[n-1].lane == l {
 			parts[n-1].batch = append(parts[n-1].batch, msg)
@@ -543,8 +627,11 @@ func (b *aggregateBuffer) split(batch service.MessageBatch) ([]lanePart, error) 
 // fails on input: bad messages are counted and skipped, since a nack could
 // commit the batch unprocessed.
 func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageBatch, ack service.AckFunc) error {
+	if len(batch) == 0 {
+		return ack(ctx, nil)
+	}
 	parts, err := b.split(batch)
-	if err != nil {
+	if err != nil || len(parts) == 0 {
 		return err
 	}
 	acks := splitAck(ack, len(parts))
@@ -688,7 +775,7 @@ func (b *aggregateBuffer) updateGauges() {
 // aggregates of windows the watermark has closed since the last call, or
 // progress.
 func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
-	if b.stage == stageSingle {
+	if b.stage == stageSingle && !b.hub.Published() {
 		b.mu.Lock()
 		l, err := b.laneOf(windowagg.Source{})
 		b.mu.Unlock()
@@ -700,21 +787,26 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 		}
 	}
 	for {
+		if err := b.countOutputPartitions(ctx); err != nil {
+			b.log.Errorf("Reading the partition count of the partials topic: %v", err)
+			if !sleep(ctx, time.Second) {
+				return nil, nil, ctx.Err()
+			}
+			continue
+		}
 		b.mu.Lock()
 		now := b.clock()
-		select {
-		case <-b.stopSignal:
-			b.stopping = true
-			b.log.Infof("Stopping: no more windows close; the input of open windows is left unacknowledged and will be replayed")
-		default:
-		}
 		if b.outputIdle() {
+			closing := !b.stopping && b.complete()
 			for _, l := range b.laneOrder {
+				if l.leaving || !l.restored.Load() {
+					continue
+				}
 				// Before the flush: the windows it closes stay in the
 				// checkpoint until the next one, which is taken only
 				// once they are delivered.
-				b.takeCheckpoint(l, now)
-				if !b.stopping {
+				b.takeCheckpoint(l, now, false)
+				if closing {
 					b.flush(l, now)
 				}
 			}
@@ -745,6 +837,48 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 			t.Stop()
 		case <-t.C:
 		}
+	}
+}
+
+// countOutputPartitions sets, in stage partials, the partition count of
+// the partials topic for the next flush: the configured one, or the one the
+// output reports, which follows the topic's changes. States route by it,
+// so states of one series go to one partition as long as it does not
+// change.
+func (b *aggregateBuffer) countOutputPartitions(ctx context.Context) error {
+	if b.stage != stagePartials {
+		return nil
+	}
+	n := b.partitions
+	if n == 0 {
+		out, ok := assignment.Output(b.res)
+		if !ok {
+			return fmt.Errorf("%s is 0 but the output does not report partition counts: use the kafka output or set %s", mabFieldPartialsPartitions, mabFieldPartialsPartitions)
+		}
+		count, err := out.Partitions(ctx)
+		if err != nil {
+			return err
+		}
+		n = int(count)
+	}
+	b.mu.Lock()
+	if b.outPartitions != 0 && b.outPartitions != n {
+		b.log.Infof("The partials topic has %d partitions now (was %d)", n, b.outPartitions)
+	}
+	b.outPartitions = n
+	b.mu.Unlock()
+	return nil
+}
+
+// sleep waits for d or ctx and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -779,17 +913,18 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	}
 }
 
-// takeCheckpoint snapshots lane l when a checkpoint is due and the last one
-// is saved: once per interval while input comes in, and at once when
-// stopping, so that a stop leaves nothing to replay. Called with the output
+// takeCheckpoint snapshots lane l when a checkpoint is due (or forced) and
+// the last one is saved: once per interval while input comes in, and at
+// once when the lane's partitions leave or the stream stops, so that
+// nothing is left to replay. Called with the output
 // idle, so every window the snapshot lacks has been delivered. Closing
 // windows alone takes no checkpoint: a lane whose partition has moved to
 // another instance gets no more input, and must not overwrite the new
 // owner's checkpoints with its own; a restart from an older checkpoint
 // only emits those windows again, with the same values.
-func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time) {
+func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time, force bool) {
 	if b.checkpointEvery == 0 || !l.restored.Load() || l.pending != nil || !l.changed ||
-		(now.Before(l.nextCheckpoint) && !b.stopping) {
+		(now.Before(l.nextCheckpoint) && !force) {
 		return
 	}
 	l.pending = appendCheckpoint(nil, l.applied, l.engine)
@@ -802,7 +937,7 @@ func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time) {
 func (b *aggregateBuffer) encodeStates(l *lane, states []windowagg.SeriesState) service.MessageBatch {
 	out := make(service.MessageBatch, 0, len(states))
 	for i := range states {
-		msg, err := stateMessage(&states[i], l.src, l.offset, b.partitions)
+		msg, err := stateMessage(&states[i], l.src, l.offset, b.outPartitions)
 		if err != nil {
 			// Only a value JSON cannot carry gets here, and the
 			// encoding keeps even infinities: this is a bug.
@@ -840,7 +975,7 @@ func (b *aggregateBuffer) queueProgress(now time.Time) {
 	if len(progress) == 0 {
 		return
 	}
-	batch, err := progressMessages(progress, b.partitions)
+	batch, err := progressMessages(progress, b.outPartitions)
 	if err != nil {
 		b.log.Errorf("Encoding progress: %v", err)
 		return
@@ -930,34 +1065,21 @@ func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
 	}
 	target, deliveredSeq := l.delivered, l.deliveredSeq
 	waiting := len(l.held) > 0 && l.held[0].closeAt <= target
-	pending, taken, gen := l.pending, l.taken, l.generation+1
+	pending, taken := l.pending, l.taken
 	b.mu.Unlock()
 
 	if pending != nil {
-		if err := saveCheckpoint(ctx, b.res, b.stateCache, l.stateKey, b.writer, gen, pending); err != nil {
-			b.log.Errorf("Saving the checkpoint %q failed, holding input until it succeeds: %v", l.stateKey, err)
+		if !b.save(ctx, l, pending) {
 			return
 		}
 		b.mu.Lock()
-		l.pending, l.savedCkpt, l.generation = nil, taken, gen
-		var earlier *checkpointManifest
-		if l.earlier != nil && b.clock().Sub(l.restoreAt) >= time.Minute {
-			earlier, l.earlier = l.earlier, nil
-		}
+		l.pending, l.savedCkpt = nil, taken
 		b.mu.Unlock()
-		if earlier != nil {
-			if err := deleteCheckpointChunks(ctx, b.res, b.stateCache, l.stateKey, *earlier); err != nil {
-				b.log.Debugf("Deleting the chunks of an earlier checkpoint of %q: %v", l.stateKey, err)
-			}
-		}
 	}
 
 	if target > l.saved && waiting {
-		if b.stateCache != "" {
-			if err := b.saveFrontier(ctx, l.stateKey, target); err != nil {
-				b.log.Errorf("Saving the window frontier %q failed, holding input until it succeeds: %v", l.stateKey, err)
-				return
-			}
+		if b.persistent() && !b.save(ctx, l, strconv.AppendInt(nil, target, 10)) {
+			return
 		}
 		l.saved = target
 	}
@@ -982,14 +1104,28 @@ func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
 	}
 }
 
-func (b *aggregateBuffer) saveFrontier(ctx context.Context, key string, frontier int64) error {
-	var setErr error
-	if err := b.res.AccessCache(ctx, b.stateCache, func(c service.Cache) {
-		setErr = c.Set(ctx, key, strconv.AppendInt(nil, frontier, 10), nil)
-	}); err != nil {
-		return err
+// save stores value (a checkpoint or a frontier) under lane l's key and
+// reports whether it did. A failure holds the lane's input until a later
+// save succeeds. A save fenced by a newer owner of the lane's partitions
+// drops the lane unsaved: they were lost, and its input, never committed,
+// is the new owner's to read.
+func (b *aggregateBuffer) save(ctx context.Context, l *lane, value []byte) bool {
+	store, err := b.stateStoreOf(ctx)
+	if err == nil {
+		err = store.Save(ctx, l.stateKey, value)
 	}
-	return setErr
+	switch {
+	case err == nil:
+		return true
+	case isFenced(err):
+		b.log.Warnf("The state %q has a newer owner: dropping it unsaved: %v", l.stateKey, err)
+		b.mu.Lock()
+		b.dropLane(l)
+		b.mu.Unlock()
+	default:
+		b.log.Errorf("Saving the state %q failed, holding input until it succeeds: %v", l.stateKey, err)
+	}
+	return false
 }
 
 // EndOfInput lets ReadBatch finish once the aggregates already flushed are
@@ -1007,6 +1143,6 @@ func (b *aggregateBuffer) EndOfInput() {
 
 // Close releases nothing: held input stays unacknowledged on purpose.
 func (b *aggregateBuffer) Close(context.Context) error {
-	signal.Stop(b.stopSignal)
+	b.cancel()
 	return nil
 }

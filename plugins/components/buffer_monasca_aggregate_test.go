@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -282,11 +281,8 @@ func TestBufferSavesFrontierBeforeReleasingInputAndRestoresIt(t *testing.T) {
 	if !in.acked() {
 		t.Fatal("input not released")
 	}
-	var saved []byte
-	_ = res.AccessCache(context.Background(), "state", func(c service.Cache) {
-		saved, _ = c.Get(context.Background(), "group-a")
-	})
-	if string(saved) != fmt.Sprint(t0+12_500) {
+	saved, _, err := newCacheStore(res, "state", clock.Now).Claim(context.Background(), "group-a")
+	if err != nil || string(saved) != fmt.Sprint(t0+12_500) {
 		t.Fatalf("saved frontier %q", saved)
 	}
 
@@ -400,15 +396,7 @@ func TestBufferClosesNoWindowOnceStopping(t *testing.T) {
 	b := newTestBuffer(t, clock, "")
 	defer b.Close(context.Background())
 	in := write(t, b, envelope("cpu", "h1", t0+1_000, 1))
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); len(b.stopSignal) == 0; { // delivery is asynchronous
-		if time.Now().After(deadline) {
-			t.Fatal("SIGTERM not delivered")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	b.hub.Stop(context.Background()) // as the input does when the stream stops
 	// The watermark passes the window, but the stop came first: the window
 	// may lack data that partitions not yet read hold.
 	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
