@@ -1,6 +1,8 @@
-// Command monasca-connect is a Redpanda Connect binary for OpenStack Monasca:
-// the stock Kafka inputs and outputs, the Prometheus exporter and the pure and
-// io components, plus monasca-connect's own plugins (package components).
+// Command monasca-connect is a Benthos binary for OpenStack Monasca: the
+// pure and io components of Benthos plus monasca-connect's own plugins: the
+// aggregation buffer and processors (package components), the Kafka input,
+// output and state store (package kafka) and the Prometheus exporter
+// (package prometheus).
 //
 // Run a pipeline with `monasca-connect run pipelines/monasca-aggregation.yaml`;
 // `monasca-connect list`, `lint` and `test` work as in Redpanda Connect.
@@ -8,16 +10,17 @@ package main
 
 import (
 	"context"
+	"os"
 	"runtime/debug"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
-	_ "github.com/redpanda-data/connect/v4/public/components/kafka"
-	_ "github.com/redpanda-data/connect/v4/public/components/prometheus"
 
 	_ "github.com/monasca-connect/monasca-connect/plugins/components"
+	_ "github.com/monasca-connect/monasca-connect/plugins/kafka"
+	_ "github.com/monasca-connect/monasca-connect/plugins/prometheus"
 )
 
 // Version and DateBuilt are set at build time with
@@ -28,7 +31,21 @@ var (
 )
 
 func main() {
+	defaultInstanceID()
 	service.RunCLI(context.Background(), cliOptions()...)
+}
+
+// defaultInstanceID sets INSTANCE_ID, the static group membership the
+// shipped pipelines give their Kafka input, to the host name when it is
+// unset: a restarted pod or host rejoins under its old name and gets its
+// partitions back at once instead of after the session timeout.
+func defaultInstanceID() {
+	if _, ok := os.LookupEnv("INSTANCE_ID"); ok {
+		return
+	}
+	if host, err := os.Hostname(); err == nil {
+		_ = os.Setenv("INSTANCE_ID", host)
+	}
 }
 
 func cliOptions() []service.CLIOptFunc {
@@ -36,6 +53,12 @@ func cliOptions() []service.CLIOptFunc {
 		service.CLIOptSetBinaryName("monasca-connect"),
 		service.CLIOptSetProductName("monasca-connect"),
 		service.CLIOptSetVersion(version(), dateBuilt()),
+		// The full schema has the top-level lists of custom resources
+		// (kafka_state_stores), which the default one lacks: lint, test
+		// and run accept them only then.
+		service.CLIOptSetMainSchemaFrom(func() *service.ConfigSchema {
+			return service.GlobalEnvironment().FullConfigSchema(version(), dateBuilt())
+		}),
 		service.CLIOptSetDocumentationURL("https://docs.redpanda.com/redpanda-connect"),
 		service.CLIOptSetDefaultConfigPaths(
 			"monasca-connect.yaml",

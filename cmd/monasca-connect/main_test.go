@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -78,16 +79,42 @@ func TestShippedPipelinesLint(t *testing.T) {
 	}
 }
 
-// TestPluginsAreListed checks that the binary carries our plugins beside the
-// stock Kafka components.
+// TestPluginsAreListed checks that the binary carries our plugins beside
+// Benthos' own.
 func TestPluginsAreListed(t *testing.T) {
 	code, out := runCLI(t, "list", "buffers", "processors", "inputs", "outputs")
 	if code != 0 {
 		t.Fatalf("list exited %d:\n%s", code, out)
 	}
-	for _, want := range []string{"monasca_aggregate", "redpanda", "generate", "stdout"} {
+	for _, want := range []string{"monasca_aggregate", "monasca_record_store", "kafka", "generate", "stdout"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list output lacks %q", want)
 		}
+	}
+}
+
+// TestNoConnectModule: the binary links no package of
+// github.com/redpanda-data/connect, part of which is under the Redpanda
+// Community License, not an open-source licence.
+func TestNoConnectModule(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 100 || !strings.Contains(string(out), "github.com/redpanda-data/benthos/v4/public/service") {
+		t.Fatalf("go list -deps listed %d packages, without benthos: not the binary's dependencies", len(deps))
+	}
+	for _, d := range deps {
+		if strings.HasPrefix(d, "github.com/redpanda-data/connect") {
+			t.Errorf("the binary links %s", d)
+		}
+	}
+	mod, err := os.ReadFile(filepath.Join("..", "..", "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(mod), "github.com/redpanda-data/connect") {
+		t.Error("go.mod requires github.com/redpanda-data/connect")
 	}
 }

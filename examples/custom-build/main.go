@@ -22,11 +22,11 @@ import (
 
 	_ "github.com/redpanda-data/benthos/v4/public/components/io"
 	_ "github.com/redpanda-data/benthos/v4/public/components/pure"
-	_ "github.com/redpanda-data/connect/v4/public/components/kafka"
-	_ "github.com/redpanda-data/connect/v4/public/components/prometheus"
 
 	_ "github.com/monasca-connect/monasca-connect/plugins/components"
+	_ "github.com/monasca-connect/monasca-connect/plugins/kafka"
 	"github.com/monasca-connect/monasca-connect/plugins/monascaspec"
+	_ "github.com/monasca-connect/monasca-connect/plugins/prometheus"
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 

@@ -33,9 +33,10 @@ aggregationSpecifications:
 	pre := write("pre.json", `{"event_type":"cpu.idle_perc","metric_id_list":["cpu_spread"],"required_raw_fields_list":["creation_time"],"event_processing_params":{}}`)
 	transform := write("transform.json", `{"aggregation_params_map":{"aggregation_pipeline":{"source":"streaming","usage":"fetch_quantity_spread","setters":["set_aggregated_metric_name","set_aggregated_period"],"insert":["insert_data"]},"aggregated_metric_name":"cpu.idle_perc_spread_agg","aggregation_period":"hourly","aggregation_group_by_list":["host"],"usage_fetch_operation":"spread","dimension_list":["aggregation_period","host"]},"metric_group":"cpu_spread","metric_id":"cpu_spread"}`)
 
+	// The metrics are of 2024, older than the default max_past.
 	for name, conf := range map[string]string{
-		"aggregator": "aggregation_specs: " + aggregation,
-		"transform":  "pre_transform_specs: " + pre + "\ntransform_specs: " + transform,
+		"aggregator": "max_past: 0s\naggregation_specs: " + aggregation,
+		"transform":  "max_past: 0s\npre_transform_specs: " + pre + "\ntransform_specs: " + transform,
 	} {
 		t.Run(name, func(t *testing.T) {
 			batch := service.MessageBatch{}

@@ -29,6 +29,7 @@ const (
 	maFieldIdleTimeout       = "idle_timeout"
 	maFieldDiscovery         = "partition_discovery"
 	maFieldMaxFuture         = "max_future"
+	maFieldMaxPast           = "max_past"
 	maFieldMaxSeries         = "max_series_per_window"
 	maFieldLatePolicy        = "late_policy"
 	maFieldAllowedLateness   = "allowed_lateness"
@@ -115,19 +116,23 @@ func aggregationFields() []*service.ConfigField {
 			Description("A partition that has delivered nothing for this long no longer holds the watermark back; when every partition has been quiet this long, all open windows close. Keep it above the time a consumer needs to rejoin its group, and above the pipeline's shutdown_timeout, or a stopping or rejoining instance closes windows before it has read their data.").
 			Default("30s"),
 		service.NewDurationField(maFieldDiscovery).
-			Description("After a partition delivers for the first time, windows are not closed on the watermark for this long. Kafka starts serving the partitions of an assignment at slightly different moments (one partition's backlog can arrive well before another's), and a watermark computed before all of them have delivered would declare the others' data late.").
+			Description("A fallback for inputs that do not report their partitions: after a partition delivers for the first time, windows are not closed on the watermark for this long, since Kafka starts serving the partitions of an assignment at slightly different moments and a watermark computed before all of them have delivered would declare the others' data late. The `kafka` input reports its assignment, and assigned partitions hold the watermark until they deliver (or stay quiet for `idle_timeout`), so it needs none.").
 			Default("2s").
 			Advanced(),
 		service.NewDurationField(maFieldMaxFuture).
 			Description("Metrics stamped further than this ahead of the local clock are rejected and counted, so a bad clock cannot drag the watermark forward and close windows early.").
 			Default("10m").
 			Advanced(),
+		service.NewDurationField(maFieldMaxPast).
+			Description("Metrics stamped further than this behind the local clock are rejected and counted (`monasca_metrics_invalid_total{reason=\"timestamp_too_old\"}`): in a live stream such a timestamp is a clock error, and aggregating it would publish an aggregate for a window long gone. The default is Kafka's default retention (7 days, `log.retention.hours`): older input is normally no longer in the topic, so a backlog replayed after an outage is not cut; raise it with the input topic's `retention.ms`. It must cover the window size plus `window_lag` and `allowed_lateness`. `0s` turns the check off, for a backfill of archived metrics (the shipped pipelines' unit tests use fixed dates and set it so). Stage `merge` takes states stage one has checked, and does not check them again.").
+			Default("168h").
+			Advanced(),
 		service.NewIntField(maFieldMaxSeries).
 			Description("The most series one specification may hold in one window; a metric that would start another is rejected and counted (`monasca_metrics_invalid_total{reason=\"series_limit\"}`), so that a flood of distinct dimension values cannot exhaust memory. An open series costs about 150 bytes. 0 means no limit.").
 			Default(1000000).
 			Advanced(),
 		service.NewBoolField(maFieldDeadLetter).
-			Description("Pass every input message that cannot be aggregated (malformed, mistyped, non-finite, stamped too far ahead, beyond the series limit, missing a required field) downstream as well, unchanged, with the metadata `monasca_invalid_reason` (the label of `monasca_metrics_invalid_total`) and `monasca_invalid_error`, so that a `switch` output can write it to a dead-letter topic. Its input is then acknowledged only once the dead letter is delivered.").
+			Description("Pass every input message that cannot be aggregated (every reason of `monasca_metrics_invalid_total`: malformed, mistyped, such as a value or timestamp that is a string, non-finite, without a tenant where aggregation is per tenant, stamped too far ahead or behind, beyond the series limit, missing a required field) downstream as well, unchanged, with the metadata `monasca_invalid_reason` (the label of `monasca_metrics_invalid_total`) and `monasca_invalid_error`, so that a `switch` output can write it to a dead-letter topic. Its input is then acknowledged only once the dead letter is delivered.").
 			Default(false).
 			Advanced(),
 		service.NewStringField(maFieldOrigin).
@@ -182,6 +187,9 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 		return nil, err
 	}
 	if c.engine.MaxFuture, err = conf.FieldDuration(maFieldMaxFuture); err != nil {
+		return nil, err
+	}
+	if c.engine.MaxPast, err = conf.FieldDuration(maFieldMaxPast); err != nil {
 		return nil, err
 	}
 	if c.engine.MaxSeries, err = conf.FieldInt(maFieldMaxSeries); err != nil {

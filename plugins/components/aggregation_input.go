@@ -17,8 +17,11 @@ import (
 // (monasca.Reason) and the record store's (recordstore.Status).
 const (
 	// reasonFutureTimestamp: the engine rejected a timestamp too far ahead
-	// of the clock.
+	// of the clock (max_future).
 	reasonFutureTimestamp = "timestamp_in_future"
+	// reasonTooOld: the engine rejected a timestamp too far behind the
+	// clock (max_past).
+	reasonTooOld = "timestamp_too_old"
 	// reasonInvalidInstanceUsage: an instance-usage row could not be read.
 	reasonInvalidInstanceUsage = "invalid_instance_usage"
 	// reasonInvalidRecord: a record-store row could not be read.
@@ -88,6 +91,9 @@ func newFoldStats(m *service.Metrics) *foldStats {
 
 func newFolder(engine *windowagg.Engine, c *aggregationConfig, stats *foldStats, log *invalidLog) *folder {
 	f := &folder{engine: engine, origin: c.output.origin, input: c.input, lag: c.engine.Lag.Milliseconds(), stats: stats, log: log, deadLetter: c.deadLetter}
+	// Aggregator specifications aggregate per tenant; transform specs take
+	// the tenant from the dimensions, as monasca-transform did.
+	f.dec.RequireTenant = c.input == inputMetrics
 	if c.converter != nil {
 		f.conv = c.converter.Clone()
 		f.dec.KeepMaps = true
@@ -179,10 +185,11 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 // count adds what the engine did with one input message, and returns the
 // reason when the engine rejected it.
 func (c *foldCounts) count(r windowagg.AddResult) (rejected string) {
-	if r.Future {
-		return reasonFutureTimestamp
-	}
 	switch {
+	case r.Future:
+		return reasonFutureTimestamp
+	case r.TooOld:
+		return reasonTooOld
 	case r.Matched > 0:
 		c.aggregated++
 	case r.Corrected > 0:

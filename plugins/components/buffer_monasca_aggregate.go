@@ -235,6 +235,7 @@ type aggregateBuffer struct {
 	heldGauge     *service.MetricGauge
 	frontierGauge *service.MetricGauge
 	missingGauge  *service.MetricGauge
+	restoreGauge  *service.MetricGauge
 
 	storeOnce sync.Once
 	store     stateStore
@@ -362,6 +363,7 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		heldGauge:     mgr.Metrics().NewGauge("monasca_held_input_batches"),
 		frontierGauge: mgr.Metrics().NewGauge("monasca_frontier_ms"),
 		missingGauge:  mgr.Metrics().NewGauge("monasca_partitions_missing"),
+		restoreGauge:  mgr.Metrics().NewGauge("monasca_lanes_restoring"),
 		hub:           assignment.Of(mgr),
 		held:          map[windowagg.Source]bool{},
 	}
@@ -504,6 +506,7 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 	}
 	b.lanes[src] = l
 	b.laneOrder = append(b.laneOrder, l)
+	b.updateGauges()
 	return l, nil
 }
 
@@ -522,6 +525,9 @@ func (b *aggregateBuffer) restore(ctx context.Context, l *lane) bool {
 		err := b.restoreLane(ctx, l)
 		if err == nil {
 			l.restored.Store(true)
+			b.mu.Lock()
+			b.updateGauges()
+			b.mu.Unlock()
 			break
 		}
 		b.log.Warnf("Reading the saved window state %q failed (attempt %d), input waits: %v", l.stateKey, attempt, err)
@@ -757,14 +763,18 @@ func splitAck(ack service.AckFunc, n int) []service.AckFunc {
 
 // updateGauges sets the gauges summed over lanes.
 func (b *aggregateBuffer) updateGauges() {
-	var held, open int
+	var held, open, restoring int
 	frontier := int64(math.MaxInt64)
 	for _, l := range b.laneOrder {
+		if !l.restored.Load() {
+			restoring++
+		}
 		held += len(l.held) + len(l.waiting)
 		open += l.engine.OpenSeries()
 		frontier = min(frontier, l.engine.Frontier())
 	}
 	b.heldGauge.Set(int64(held))
+	b.restoreGauge.Set(int64(restoring))
 	b.folder.stats.openSeries.Set(int64(open))
 	if len(b.laneOrder) > 0 && frontier != math.MinInt64 {
 		b.frontierGauge.Set(frontier)

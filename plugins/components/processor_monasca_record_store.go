@@ -47,7 +47,8 @@ message, a JSON object with the record-store columns:
   reads them (meta and value_meta values that are not strings appear as their JSON text).
 
 The output messages keep the input's metadata. Metrics that no spec selects are dropped silently, as monasca-transform
-dropped them. Invalid envelopes and metrics lacking a required field are dropped too, counted in
+dropped them. Invalid envelopes (as the `+"`monasca_aggregate`"+` buffer reads them: a value or timestamp that is a string,
+for one, is invalid) and metrics lacking a required field are dropped too, counted in
 `+"`monasca_records_skipped_total{reason}`"+` and logged at a limited rate.
 `).
 		Fields(

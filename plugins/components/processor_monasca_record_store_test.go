@@ -282,7 +282,8 @@ func TestRecordStoreStream(t *testing.T) {
 		`{"metric":{"name":"cpu.total_logical_cores","dimensions":{"hostname":"h"},"timestamp":1457366963000,"value":8},"creation_time":1}`,
 		`{"metric":{"name":"cpu.total_logical_cores","timestamp":1457366963000,"value":8}}`,
 		`{"metric":{"name":"vcpus","dimensions":{"project_id":"p"},"timestamp":1457366963000,"value":1},"creation_time":1}`,
-		`{"metric":{"name":"plain","timestamp":1457366963000,"value":"NaN"}}`,
+		`{"metric":{"name":"plain","timestamp":1457366963000,"value":NaN}}`,
+		`{"metric":{"name":"plain","timestamp":"1457366963000","value":1}}`,
 		`{"metric":{"name":"unknown","timestamp":1457366963000,"value":1}}`,
 		`{`,
 		`{"metric":{"name":"plain","timestamp":1457366963000,"value":1}}`,
@@ -311,6 +312,7 @@ func TestRecordStoreStream(t *testing.T) {
 	for key, want := range map[string]int64{
 		"monasca_records_skipped_total[missing_required_field]": 2,
 		"monasca_records_skipped_total[non_finite_value]":       1,
+		"monasca_records_skipped_total[wrong_type]":             1,
 		"monasca_records_skipped_total[malformed_json]":         1,
 	} {
 		if got := counters.counts[key]; got != want {

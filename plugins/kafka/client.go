@@ -27,8 +27,10 @@ const (
 	fieldMetadataMaxAge = "metadata_max_age"
 )
 
-// SASL mechanisms.
+// SASL mechanisms. none lets a pipeline take the mechanism from an
+// environment variable that is unset where brokers need no authentication.
 const (
+	saslNone        = "none"
 	saslPlain       = "PLAIN"
 	saslSCRAMSHA256 = "SCRAM-SHA-256"
 	saslSCRAMSHA512 = "SCRAM-SHA-512"
@@ -47,7 +49,7 @@ func connectionFields() []*service.ConfigField {
 			Default("monasca-connect"),
 		service.NewTLSToggledField(fieldTLS),
 		service.NewObjectListField(fieldSASL,
-			service.NewStringEnumField(fieldSASLMechanism, saslPlain, saslSCRAMSHA256, saslSCRAMSHA512).
+			service.NewStringEnumField(fieldSASLMechanism, saslNone, saslPlain, saslSCRAMSHA256, saslSCRAMSHA512).
 				Description("The SASL mechanism."),
 			service.NewStringField(fieldSASLUsername).
 				Description("The user name.").
@@ -101,7 +103,9 @@ func clientOptions(conf *service.ParsedConfig) ([]kgo.Opt, error) {
 		if err != nil {
 			return nil, err
 		}
-		opts = append(opts, kgo.SASL(mechs...))
+		if len(mechs) > 0 {
+			opts = append(opts, kgo.SASL(mechs...))
+		}
 	}
 	return opts, nil
 }
@@ -143,6 +147,9 @@ func saslMechanisms(conf *service.ParsedConfig) ([]sasl.Mechanism, error) {
 		pass, err := e.FieldString(fieldSASLPassword)
 		if err != nil {
 			return nil, err
+		}
+		if name == saslNone {
+			continue
 		}
 		m, err := saslMechanism(name, user, pass)
 		if err != nil {

@@ -45,6 +45,13 @@ type Decoder struct {
 	// Metric.CreationTime, which monasca-transform's record store reads.
 	// Without it they stay empty and cost nothing.
 	KeepMaps bool
+	// RequireTenant makes a metric without a tenant invalid
+	// (ReasonMissingTenant): meta, or its tenantId, absent, null or "".
+	// Set it where aggregation is per tenant, as with monasca-aggregator's
+	// specifications: the Monasca API stamps every metric with its
+	// tenant, so one without comes from a broken producer, and its
+	// aggregates would be published under the empty tenant.
+	RequireTenant bool
 
 	in      string // the input being decoded, aliasing the caller's bytes
 	scratch []byte // unescaped strings of the current input
@@ -60,13 +67,22 @@ type Decoder struct {
 // same Metric each time avoids allocating; copy it before reusing m, too.
 // After an error, m holds an unspecified mix of old and new values.
 //
-// Decode is lenient where Monasca's producers disagree with each other and
-// strict where a value would be wrong:
-//   - timestamp and value may be JSON numbers or strings holding a number
-//     (monasca-transform's schema makes them strings); timestamp fractions
-//     are truncated toward negative infinity.
+// Decode rejects what the Monasca API would reject, and is lenient only
+// where Monasca's own producers disagree with each other:
+//   - timestamp and value must be JSON numbers. A string is of the wrong
+//     type (ReasonWrongType) even when it holds a number: the API never
+//     writes one, and monasca-aggregator, whose fields were float64,
+//     rejected it; only monasca-transform's Spark schema read them as
+//     strings, an accident of its DataFrame schema, not a format anyone
+//     produced. (monasca-transform's record-store and instance-usage rows
+//     are not envelopes: package recordstore reads them, with the leniency
+//     their data needs.) Timestamp fractions are truncated toward negative
+//     infinity.
 //   - Python's NaN, Infinity and -Infinity tokens are read anywhere; as the
 //     value or timestamp they are rejected as non-finite.
+//   - With RequireTenant, meta.tenantId must be a non-empty string
+//     (ReasonMissingTenant). A tenantId that is not a string or null is of
+//     the wrong type with or without it.
 //   - value_meta, creation_time and unknown members may hold any value, and
 //     meta members other than tenantId and region too.
 //   - null stands for an absent member, except as a dimension value, which
@@ -81,8 +97,9 @@ type Decoder struct {
 // is null is absent.
 //
 // When the input has several faults, a fault of syntax or encoding
-// (malformed_json, invalid_utf8) is reported in preference to any other, and
-// otherwise the first in input order.
+// (malformed_json, invalid_utf8) is reported in preference to any other,
+// then the first in input order, and only then a missing field or tenant,
+// which are known only at the end of the envelope.
 func (d *Decoder) Decode(b []byte, m *Metric) error {
 	d.in = unsafe.String(unsafe.SliceData(b), len(b))
 	d.scratch = d.scratch[:0]
@@ -175,6 +192,9 @@ func (d *Decoder) envelope(m *Metric) error {
 		missing = "metric.timestamp"
 	case seen&seenValue == 0:
 		missing = "metric.value"
+	case d.RequireTenant && m.TenantID == "":
+		d.field = "meta.tenantId"
+		return d.fail(ReasonMissingTenant, len(s), "missing, null or empty")
 	default:
 		return nil
 	}
@@ -373,14 +393,14 @@ type numKind uint8
 
 const (
 	numFinite    numKind = iota // text holds a JSON number
-	numNonFinite                // a NaN or infinity token or word
+	numNonFinite                // a NaN or infinity token
 	numNull                     // JSON null
 )
 
 // numeric reads a value that must hold a number: a JSON number, Python's
-// NaN or infinity tokens, a string holding either (or Python's and Java's
-// other spellings of them), or null. For a finite number it returns its
-// text, which aliases the input or d.scratch.
+// NaN or infinity tokens, or null. For a finite number it returns its text,
+// which aliases the input. A string is of the wrong type even when it holds
+// a number (see Decode).
 func (d *Decoder) numeric(i int) (text string, k numKind, end int, err error) {
 	s := d.in
 	switch d.at(i) {
@@ -388,16 +408,12 @@ func (d *Decoder) numeric(i int) (text string, k numKind, end int, err error) {
 		end, err = d.literal(i, "null")
 		return "", numNull, end, err
 	case '"':
+		// Read the string for the message, and so that a fault inside
+		// it is reported as such.
 		if text, end, err = d.str(i); err != nil {
 			return "", 0, end, err
 		}
-		switch {
-		case scanNumber(text, 0) == len(text):
-			return text, numFinite, end, nil
-		case isNonFiniteWord(text):
-			return "", numNonFinite, end, nil
-		}
-		return "", 0, end, d.fail(ReasonWrongType, i, "string %.40q does not hold a number", text)
+		return "", 0, end, d.fail(ReasonWrongType, i, "value is a string (%.40q), want a JSON number", text)
 	case '{', '[', 't', 'f':
 		return "", 0, i, d.wrongType(i, "a number")
 	}

@@ -77,8 +77,6 @@ func TestDecodeSuccess(t *testing.T) {
 		{"tenantId and region null", `{"metric":{` + base + `},"meta":{"tenantId":null,"region":null}}`, Metric{Name: "n", Dimensions: dims("a", "1"), Timestamp: 1489000000000, Value: 2}},
 		{"repeated meta replaces", `{"metric":{` + base + `},"meta":{"tenantId":"x","region":"y"},"meta":{"tenantId":"t","region":"r"}}`, std},
 		{"repeated meta member", `{"metric":{` + base + `},"meta":{"tenantId":"x","tenantId":"t","region":"r"}}`, std},
-		{"timestamp and value as strings", envelope(`"name":"n","dimensions":{"a":"1"},"timestamp":"1489000000000.0","value":"2"`), std},
-		{"timestamp and value as escaped strings", envelope(`"name":"n","dimensions":{"a":"1"},"timestamp":"\u0031489000000000","value":"\u0032"`), std},
 		{"fractional timestamp", envelope(`"name":"n","timestamp":1485288947372.3062,"value":1`), want("n", 1485288947372, 1, nil)},
 		{"fraction just below the next millisecond", envelope(`"name":"n","timestamp":1485288947372.99999999999,"value":1`), want("n", 1485288947372, 1, nil)},
 		{"timestamp with exponent", envelope(`"name":"n","timestamp":1.4852889473723062e12,"value":1`), want("n", 1485288947372, 1, nil)},
@@ -92,7 +90,6 @@ func TestDecodeSuccess(t *testing.T) {
 		{"value with huge negative exponent", envelope(`"name":"n","timestamp":1489000000000,"value":1e-99999999999999999999`), want("n", 1489000000000, 0, nil)},
 		{"value with exponent", envelope(`"name":"n","timestamp":1489000000000,"value":-1.5E+2`), want("n", 1489000000000, -150, nil)},
 		{"largest value", envelope(`"name":"n","timestamp":1489000000000,"value":1.7976931348623157e308`), want("n", 1489000000000, math.MaxFloat64, nil)},
-		{"value string with exponent", envelope(`"name":"n","timestamp":1489000000000,"value":"2.5e-3"`), want("n", 1489000000000, 0.0025, nil)},
 		{"dimensions null", envelope(`"name":"n","dimensions":null,"timestamp":1489000000000,"value":2`), want("n", 1489000000000, 2, nil)},
 		{"dimensions empty", envelope(`"name":"n","dimensions":{ },"timestamp":1489000000000,"value":2`), want("n", 1489000000000, 2, nil)},
 		{"repeated dimension keeps position and last value", envelope(`"name":"n","dimensions":{"a":"1","b":"2","a":"3"},"timestamp":1489000000000,"value":2`),
@@ -227,11 +224,23 @@ func TestDecodeErrors(t *testing.T) {
 		{"value object", val(`{"v":1}`), ReasonWrongType, "metric.value"},
 		{"value array", val(`[1]`), ReasonWrongType, "metric.value"},
 		{"value boolean", val(`true`), ReasonWrongType, "metric.value"},
+		{"value string holding a number", val(`"99999999.5"`), ReasonWrongType, "metric.value"},
+		{"value escaped string holding a number", val(`"\u0032"`), ReasonWrongType, "metric.value"},
+		{"value string with exponent", val(`"2.5e-3"`), ReasonWrongType, "metric.value"},
+		{"value NaN string", val(`"NaN"`), ReasonWrongType, "metric.value"},
+		{"value -inf string", val(`"-inf"`), ReasonWrongType, "metric.value"},
+		{"value overflowing string", val(`"1e400"`), ReasonWrongType, "metric.value"},
 		{"value non-numeric string", val(`"abc"`), ReasonWrongType, "metric.value"},
 		{"value empty string", val(`""`), ReasonWrongType, "metric.value"},
 		{"value string with spaces", val(`" 1"`), ReasonWrongType, "metric.value"},
 		{"value hex string", val(`"0x10"`), ReasonWrongType, "metric.value"},
+		{"timestamp string holding a number", ts(`"1796561600000"`), ReasonWrongType, "metric.timestamp"},
+		{"timestamp string with a fraction", ts(`"1489000000000.0"`), ReasonWrongType, "metric.timestamp"},
+		{"timestamp seconds string", ts(`"1489000000"`), ReasonWrongType, "metric.timestamp"},
+		{"timestamp inf string", ts(`"inf"`), ReasonWrongType, "metric.timestamp"},
 		{"timestamp non-numeric string", ts(`"2017-01-01"`), ReasonWrongType, "metric.timestamp"},
+		{"string timestamp before a malformed value", envelope(`"name":"n","timestamp":"1489000000000","value":1.`), ReasonMalformedJSON, ""},
+		{"invalid UTF-8 in a string timestamp", envelope("\"name\":\"n\",\"timestamp\":\"1\xff\",\"value\":1"), ReasonInvalidUTF8, "metric.timestamp"},
 		{"timestamp object", ts(`{}`), ReasonWrongType, "metric.timestamp"},
 		{"meta string", `{"metric":{` + base + `},"meta":"t"}`, ReasonWrongType, "meta"},
 		{"meta array", `{"metric":{` + base + `},"meta":[]}`, ReasonWrongType, "meta"},
@@ -242,14 +251,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"NaN token", val(`NaN`), ReasonNonFiniteValue, "metric.value"},
 		{"Infinity token", val(`Infinity`), ReasonNonFiniteValue, "metric.value"},
 		{"-Infinity token", val(`-Infinity`), ReasonNonFiniteValue, "metric.value"},
-		{"NaN string", val(`"NaN"`), ReasonNonFiniteValue, "metric.value"},
-		{"nan string", val(`"nan"`), ReasonNonFiniteValue, "metric.value"},
-		{"-inf string", val(`"-inf"`), ReasonNonFiniteValue, "metric.value"},
-		{"+Infinity string", val(`"+Infinity"`), ReasonNonFiniteValue, "metric.value"},
 		{"overflow", val(`1e309`), ReasonNonFiniteValue, "metric.value"},
 		{"negative overflow", val(`-1.8e308`), ReasonNonFiniteValue, "metric.value"},
 		{"huge exponent", val(`1e99999999999999999999`), ReasonNonFiniteValue, "metric.value"},
-		{"overflow in string", val(`"1e400"`), ReasonNonFiniteValue, "metric.value"},
 
 		{"invalid UTF-8 in name", envelope("\"name\":\"a\xffb\",\"timestamp\":1489000000000,\"value\":1"), ReasonInvalidUTF8, "metric.name"},
 		{"invalid UTF-8 in escaped name", envelope("\"name\":\"\\n\xff\",\"timestamp\":1489000000000,\"value\":1"), ReasonInvalidUTF8, "metric.name"},
@@ -286,8 +290,6 @@ func TestDecodeErrors(t *testing.T) {
 		{"timestamp negative zero", ts("-0"), ReasonTimestampOutOfRange, "metric.timestamp"},
 		{"timestamp NaN", ts("NaN"), ReasonTimestampOutOfRange, "metric.timestamp"},
 		{"timestamp -Infinity", ts("-Infinity"), ReasonTimestampOutOfRange, "metric.timestamp"},
-		{"timestamp inf string", ts(`"inf"`), ReasonTimestampOutOfRange, "metric.timestamp"},
-		{"timestamp seconds string", ts(`"1489000000"`), ReasonTimestampOutOfRange, "metric.timestamp"},
 	}
 	var d Decoder
 	var m Metric
@@ -305,6 +307,50 @@ func TestDecodeErrors(t *testing.T) {
 				t.Errorf("offset %d outside the input of %d bytes", de.Offset, len(tt.in))
 			}
 		})
+	}
+}
+
+// TestDecodeRequireTenant checks the tenant rule of per-tenant
+// aggregation; without RequireTenant the same envelopes decode (see
+// TestDecodeSuccess).
+func TestDecodeRequireTenant(t *testing.T) {
+	body := `{"metric":{` + base + `}`
+	tests := []struct {
+		name   string
+		in     string
+		reason Reason
+		field  string
+	}{
+		{"meta missing", body + `}`, ReasonMissingTenant, "meta.tenantId"},
+		{"meta null", body + `,"meta":null}`, ReasonMissingTenant, "meta.tenantId"},
+		{"meta empty", body + `,"meta":{}}`, ReasonMissingTenant, "meta.tenantId"},
+		{"tenantId null", body + `,"meta":{"tenantId":null,"region":"r"}}`, ReasonMissingTenant, "meta.tenantId"},
+		{"tenantId empty", body + `,"meta":{"tenantId":"","region":"r"}}`, ReasonMissingTenant, "meta.tenantId"},
+		{"tenantId replaced by null", body + `,"meta":{"tenantId":"t","tenantId":null}}`, ReasonMissingTenant, "meta.tenantId"},
+		{"meta replaced by one without tenantId", body + `,"meta":{"tenantId":"t"},"meta":{"region":"r"}}`, ReasonMissingTenant, "meta.tenantId"},
+		{"tenantId in the dimensions only", `{"metric":{"name":"n","dimensions":{"tenantId":"t"},"timestamp":1489000000000,"value":2}}`, ReasonMissingTenant, "meta.tenantId"},
+		{"missing field first", `{"metric":{"name":"n","timestamp":1489000000000}}`, ReasonMissingField, "metric.value"},
+		{"tenantId number", body + `,"meta":{"tenantId":7}}`, ReasonWrongType, "meta.tenantId"},
+		{"malformed first", body + `,"meta":{}`, ReasonMalformedJSON, ""},
+	}
+	for _, kept := range []bool{false, true} {
+		d := Decoder{RequireTenant: true, KeepMaps: kept}
+		var m Metric
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%s/keepmaps=%v", tt.name, kept), func(t *testing.T) {
+				err := d.Decode([]byte(tt.in), &m)
+				var de *DecodeError
+				if !errors.As(err, &de) {
+					t.Fatalf("Decode = %v, want a *DecodeError", err)
+				}
+				if de.Reason != tt.reason || de.Field != tt.field {
+					t.Errorf("Decode = %v: reason %q field %q, want reason %q field %q", err, de.Reason, de.Field, tt.reason, tt.field)
+				}
+			})
+		}
+		if err := d.Decode([]byte(envelope(base)), &m); err != nil || m.TenantID != "t" {
+			t.Errorf("keepmaps=%v: envelope with a tenant: %v, tenant %q", kept, err, m.TenantID)
+		}
 	}
 }
 
@@ -387,7 +433,7 @@ func TestDecodeErrorMessage(t *testing.T) {
 func TestDecodeAllocs(t *testing.T) {
 	inputs := map[string]string{
 		"realistic": benchEnvelope,
-		"escaped":   envelope(`"name":"a\u00e9\n","dimensions":{"k\"":"v\\","x":"\ud83d\ude00"},"timestamp":"1489000000000.5","value":"2"`),
+		"escaped":   envelope(`"name":"a\u00e9\n","dimensions":{"k\"":"v\\","x":"\ud83d\ude00"},"timestamp":1489000000000.5,"value":2`),
 	}
 	for name, in := range inputs {
 		if allocs := decodeAllocs(t, &Decoder{}, []byte(in)); allocs != 0 {

@@ -19,9 +19,12 @@ const (
 	ReasonMissingField Reason = "missing_field"
 	// ReasonWrongType: valid JSON, but a field holds a type the envelope does
 	// not allow there, such as an object as the value, a number as a
-	// dimension value, or a string that does not hold a number as the
-	// timestamp.
+	// dimension value, or a string as the value or timestamp, even one
+	// that holds a number.
 	ReasonWrongType Reason = "wrong_type"
+	// ReasonMissingTenant: with Decoder.RequireTenant, meta or
+	// meta.tenantId is absent, null or empty.
+	ReasonMissingTenant Reason = "missing_tenant"
 	// ReasonNonFiniteValue: metric.value is NaN or infinite, or a number too
 	// large for a float64.
 	ReasonNonFiniteValue Reason = "non_finite_value"

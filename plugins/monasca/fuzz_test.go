@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -13,7 +12,7 @@ import (
 var reasons = []Reason{
 	ReasonMalformedJSON, ReasonMissingField, ReasonWrongType, ReasonNonFiniteValue, ReasonInvalidUTF8,
 	ReasonNameTooLong, ReasonTooManyDimensions, ReasonDimensionTooLong, ReasonTimestampOutOfRange,
-	ReasonTooManyMapEntries,
+	ReasonTooManyMapEntries, ReasonMissingTenant,
 }
 
 // FuzzDecode checks Decode against encoding/json, with and without
@@ -24,6 +23,7 @@ func FuzzDecode(f *testing.F) {
 		var m Metric
 		err := d.Decode(in, &m)
 		checkKeepMaps(t, in, err, &m)
+		checkRequireTenant(t, in, err, &m)
 		valid := json.Valid(in)
 		// Python's non-finite tokens are the one syntax Decode accepts
 		// beyond JSON.
@@ -97,30 +97,41 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// jsonNumber returns the number encoding/json decoded, which may be a
-// string holding one.
+// jsonNumber returns the number encoding/json decoded; anything else,
+// a string holding a number included, must have been rejected.
 func jsonNumber(t *testing.T, v any) float64 {
-	switch v := v.(type) {
-	case json.Number:
-		f, err := v.Float64()
-		if err != nil {
-			t.Fatalf("Decode accepted %v as a float64", v)
-		}
-		return f
-	case string:
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			t.Fatalf("Decode accepted %q as a number", v)
-		}
-		return f
+	n, ok := v.(json.Number)
+	if !ok {
+		t.Fatalf("Decode accepted %v (%T) as a number", v, v)
 	}
-	t.Fatalf("Decode accepted %v (%T) as a number", v, v)
-	return 0
+	f, err := n.Float64()
+	if err != nil {
+		t.Fatalf("Decode accepted %v as a float64", v)
+	}
+	return f
 }
 
 func equalMetrics(a, b Metric) bool {
 	return a.Name == b.Name && slices.Equal(a.Dimensions, b.Dimensions) && a.Timestamp == b.Timestamp &&
 		math.Float64bits(a.Value) == math.Float64bits(b.Value) && a.TenantID == b.TenantID && a.Region == b.Region
+}
+
+// checkRequireTenant decodes in with RequireTenant, which must only add
+// missing_tenant for an envelope the plain Decode accepted without a tenant.
+func checkRequireTenant(t *testing.T, in []byte, err error, m *Metric) {
+	d := Decoder{RequireTenant: true}
+	var rm Metric
+	rerr := d.Decode(in, &rm)
+	want := ReasonOf(err)
+	if err == nil && m.TenantID == "" {
+		want = ReasonMissingTenant
+	}
+	if got := ReasonOf(rerr); got != want {
+		t.Fatalf("RequireTenant: %v, want reason %q", rerr, want)
+	}
+	if rerr == nil && !equalMetrics(*m, rm) {
+		t.Fatalf("RequireTenant changed the metric from %+v to %+v", *m, rm)
+	}
 }
 
 // checkKeepMaps decodes in with KeepMaps and checks the result against the

@@ -72,16 +72,6 @@ func scanNonFinite(s string, i int) int {
 	return -1
 }
 
-// isNonFiniteWord reports whether a string that should hold a number spells
-// a non-finite one the way Python (str(float) gives "nan", "inf", "-inf";
-// json gives "NaN", "Infinity", "-Infinity") or Java/Spark do.
-func isNonFiniteWord(s string) bool {
-	if s != "" && (s[0] == '-' || s[0] == '+') {
-		s = s[1:]
-	}
-	return strings.EqualFold(s, "nan") || strings.EqualFold(s, "inf") || strings.EqualFold(s, "infinity")
-}
-
 // timestampMillis converts the text of a JSON number, as accepted by
 // scanNumber, to epoch milliseconds, truncating a fraction toward negative
 // infinity, and reports whether the result is within the accepted range.

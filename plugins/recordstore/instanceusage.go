@@ -62,7 +62,9 @@ const maxUnixMillis = 253_402_300_799_999
 //
 // Like monasca-transform, which read processing_meta and extra_data_map as
 // maps of strings, a non-string entry of those maps is taken as its JSON
-// text and a null one as absent. A row that is not such an object, lacks
+// text and a null one as absent. The rate entries are the only numbers
+// read from strings, because monasca-transform wrote them so; quantity,
+// record_count and the unix times must be JSON numbers, as it wrote them. A row that is not such an object, lacks
 // metric_id, usage_date, quantity or record_count (or the unix times of a
 // row that is not a rate row), holds a field of the wrong type, a
 // non-integral or negative record count, a time outside the years 1970 to

@@ -95,8 +95,10 @@ func EncodeRow(r *monasca.Metric) ([]byte, error) {
 // monasca-transform's record store held it) into the record representation
 // of the package documentation: Name is metric_id, the record fields and the
 // raw maps become dimensions, Timestamp comes from event_timestamp_unix
-// (seconds) and Value from event_quantity. This input is for replaying and
-// testing records, not a hot path: it uses encoding/json and allocates.
+// (seconds) and Value from event_quantity, which must be JSON numbers, as
+// EncodeRow and monasca-transform's record store write them. This input is
+// for replaying and testing records, not a hot path: it uses encoding/json
+// and allocates.
 func DecodeRow(b []byte, m *monasca.Metric) error {
 	var r Row
 	if err := json.Unmarshal(b, &r); err != nil {

@@ -42,6 +42,12 @@ type Config struct {
 	// MaxFuture rejects samples stamped further than this ahead of the clock;
 	// they must not drag the watermark forward and close windows early.
 	MaxFuture time.Duration
+	// MaxPast rejects samples stamped further than this behind the clock
+	// (AddResult.TooOld): in a live stream such a timestamp is a clock
+	// error, and aggregating it would publish a window long gone. Set it
+	// no shorter than the input's retention, so that a replayed backlog is
+	// never cut. Zero means no bound, for backfills of archived metrics.
+	MaxPast time.Duration
 	// Clock returns the wall-clock time; nil means time.Now.
 	Clock func() time.Time
 	// Contributions makes the engine stage two of a two-stage aggregation:
@@ -72,6 +78,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("negative discovery hold %v", c.Discovery)
 	case c.MaxFuture <= 0:
 		return fmt.Errorf("future limit %v must be positive", c.MaxFuture)
+	case c.MaxPast < 0:
+		return fmt.Errorf("negative past limit %v", c.MaxPast)
 	}
 	return nil
 }
@@ -93,6 +101,9 @@ type AddResult struct {
 	// Future is set when the metric was rejected for a timestamp too far
 	// ahead of the clock.
 	Future bool
+	// TooOld is set when the metric was rejected for a timestamp further
+	// behind the clock than Config.MaxPast.
+	TooOld bool
 	// Rejected counts the windows that refused the metric because it would
 	// have started a series beyond Config.MaxSeries.
 	Rejected int
@@ -110,6 +121,7 @@ func (r *AddResult) Merge(o AddResult) {
 	r.Corrected += o.Corrected
 	r.Replayed += o.Replayed
 	r.Future = r.Future || o.Future
+	r.TooOld = r.TooOld || o.TooOld
 	r.Rejected += o.Rejected
 	r.CloseAt = max(r.CloseAt, o.CloseAt)
 }
@@ -241,6 +253,11 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 		if size == 0 {
 			size = cfg.Window
 		}
+		// A metric can be this old and still belong to a window that
+		// accepts it; rejecting it as too old would lose live data.
+		if accepted := size + cfg.Lag + cfg.AllowedLateness; cfg.MaxPast > 0 && cfg.MaxPast < accepted {
+			return nil, fmt.Errorf("rule %q: past limit %v is shorter than its window %v plus lag and allowed lateness (%v)", r.Name, cfg.MaxPast, size, accepted)
+		}
 		rs := &ruleState{Rule: r, size: size.Milliseconds(), windows: map[int64]*window{}, closed: map[int64]*window{}}
 		e.rules = append(e.rules, rs)
 		e.byName[r.MetricName] = append(e.byName[r.MetricName], rs)
@@ -274,6 +291,12 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 	now := e.clock()
 	if m.Timestamp > now.UnixMilli()+e.cfg.MaxFuture.Milliseconds() {
 		res.Future = true
+		return res
+	}
+	// Rejected before its source is marked as seen, like a future one: a
+	// clock error must not keep an otherwise quiet partition from idling.
+	if e.cfg.MaxPast > 0 && m.Timestamp < now.UnixMilli()-e.cfg.MaxPast.Milliseconds() {
+		res.TooOld = true
 		return res
 	}
 	s := e.source(src, now)
@@ -333,6 +356,17 @@ func (e *Engine) source(src Source, now time.Time) *source {
 	}
 	s.lastSeen = now
 	return s
+}
+
+// Expect registers src as a source that has delivered nothing yet, unless
+// it is known: it holds the watermark back until it delivers or stays quiet
+// for the idle timeout. An input that knows its partitions before they
+// deliver (a consumer group's assignment) expects them, so that a partition
+// Kafka serves later than the others does not find its windows closed.
+func (e *Engine) Expect(src Source) {
+	if _, ok := e.sources[src]; !ok {
+		e.source(src, e.clock())
+	}
 }
 
 // windowFor returns the window of rule r starting at start that takes a

@@ -312,6 +312,98 @@ func TestLateAndFutureMetrics(t *testing.T) {
 	}
 }
 
+func TestMaxPastRejectsClockErrors(t *testing.T) {
+	now := t0 + 3_600_000
+	clock := &fakeClock{now: time.UnixMilli(now)}
+	rules := []Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")}}
+	e, err := New(Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: 30 * time.Second,
+		MaxFuture: time.Hour, MaxPast: time.Hour, Clock: clock.Now}, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Add(p0, metric("m", now-20_000, 1, "t"))
+	e.Add(p0, metric("m", now, 1, "t"))
+	if r := e.Add(p1, metric("m", t0-1, 1, "t")); !r.TooOld || r.Future || r.Matched != 0 || r.Late != 0 || r.CloseAt != 0 {
+		t.Fatalf("metric older than max_past: %+v", r)
+	}
+	// p1 delivered nothing valid, so it must not hold the watermark back.
+	if out, _ := e.Flush(nil); len(out) != 1 || out[0].Value != 1 {
+		t.Fatalf("the rejected metric held the watermark: %+v", out)
+	}
+	if r := e.Add(p1, metric("m", t0, 1, "t")); r.TooOld || r.Late != 1 {
+		t.Fatalf("metric exactly max_past old: %+v", r)
+	}
+
+	off, err := New(Config{Window: 10 * time.Second, IdleTimeout: 30 * time.Second, MaxFuture: time.Hour, Clock: clock.Now}, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := off.Add(p0, metric("m", now-365*24*3_600_000, 1, "t")); r.TooOld || r.Matched != 1 {
+		t.Fatalf("max_past 0 rejected a year-old metric: %+v", r)
+	}
+}
+
+// TestMaxPastLeavesRestoreAndReplayAlone restarts an engine from a snapshot
+// nearly max_past later: the input replayed after it is within max_past and
+// must be counted and aggregated as without the bound. The restored state
+// itself is never subject to it.
+func TestMaxPastLeavesRestoreAndReplayAlone(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 20_000)}
+	cfg := Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: 30 * time.Second,
+		MaxFuture: time.Hour, MaxPast: time.Hour, Clock: clock.Now}
+	rules := []Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")}}
+	a, err := New(cfg, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Add(p0, metric("m", t0+1_000, 1, "t"))
+	a.Add(p0, metric("m", t0+15_000, 2, "t"))
+	if out, _ := a.Flush(nil); len(out) != 1 {
+		t.Fatalf("want the first window emitted, got %+v", out)
+	}
+	snap := a.AppendSnapshot(nil)
+
+	clock.advance(59 * time.Minute)
+	b, err := New(cfg, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreInto(t, b, snap)
+	// The buffer skips input a checkpoint holds by its offset; input of an
+	// emitted window that reaches the engine anyway is late, as before.
+	if r := b.Add(p0, metric("m", t0+1_000, 1, "t")); r.TooOld || r.Late != 1 {
+		t.Fatalf("replayed metric of an emitted window: %+v", r)
+	}
+	if r := b.Add(p0, metric("m", t0+16_000, 3, "t")); r.TooOld || r.Matched != 1 {
+		t.Fatalf("metric after the snapshot: %+v", r)
+	}
+	// Without checkpoints only the emitted frontier is restored, and the
+	// replay of its windows is counted as such.
+	d, err := New(cfg, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Restore(a.Frontier())
+	if r := d.Add(p0, metric("m", t0+1_000, 1, "t")); r.TooOld || r.Replayed != 1 {
+		t.Fatalf("replayed metric after a frontier restore: %+v", r)
+	}
+
+	clock.advance(time.Minute) // every source idle: the open window closes
+	if out, _ := b.Flush(nil); len(out) != 1 || out[0].WindowStart != t0+10_000 || out[0].Value != 5 {
+		t.Fatalf("want the restored window complete (2+3), got %+v", out)
+	}
+
+	clock.advance(time.Hour)
+	c, err := New(cfg, rules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreInto(t, c, snap)
+	if out := c.FlushAll(nil); len(out) != 1 || out[0].Value != 2 {
+		t.Fatalf("a restore older than max_past lost its state: %+v", out)
+	}
+}
+
 func TestRestoreSkipsReplayedWindows(t *testing.T) {
 	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
 	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "sum")})
@@ -369,13 +461,18 @@ func TestNewRejectsBadConfigAndRules(t *testing.T) {
 		cfg   Config
 		rules []Rule
 	}{
-		"window too small":   {Config{Window: time.Millisecond, IdleTimeout: time.Second, MaxFuture: time.Second}, []Rule{rule}},
-		"window too large":   {Config{Window: 25 * time.Hour, IdleTimeout: time.Second, MaxFuture: time.Second}, []Rule{rule}},
-		"no idle timeout":    {Config{Window: time.Second, MaxFuture: time.Second}, []Rule{rule}},
-		"no rules":           {good, nil},
-		"no function":        {good, []Rule{{Name: "r", MetricName: "m", OutputName: "o"}}},
-		"rollup not grouped": {good, []Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: sumFunc{}, GroupBy: []string{"a"}, Rollup: &Rollup{Function: sumFunc{}, GroupBy: []string{"b"}}}}},
-		"no output name":     {good, []Rule{{Name: "r", MetricName: "m", Function: sumFunc{}}}},
+		"window too small":              {Config{Window: time.Millisecond, IdleTimeout: time.Second, MaxFuture: time.Second}, []Rule{rule}},
+		"window too large":              {Config{Window: 25 * time.Hour, IdleTimeout: time.Second, MaxFuture: time.Second}, []Rule{rule}},
+		"no idle timeout":               {Config{Window: time.Second, MaxFuture: time.Second}, []Rule{rule}},
+		"negative max past":             {Config{Window: time.Second, IdleTimeout: time.Second, MaxFuture: time.Second, MaxPast: -time.Second}, []Rule{rule}},
+		"max past below window and lag": {Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: time.Second, MaxFuture: time.Second, MaxPast: 11 * time.Second}, []Rule{rule}},
+		"max past below a rule's window": {Config{Window: 10 * time.Second, IdleTimeout: time.Second, MaxFuture: time.Second, MaxPast: time.Minute},
+			[]Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: sumFunc{}, Window: time.Hour}}},
+		"max past below lateness": {Config{Window: 10 * time.Second, IdleTimeout: time.Second, MaxFuture: time.Second, AllowedLateness: time.Minute, MaxPast: 30 * time.Second}, []Rule{rule}},
+		"no rules":                {good, nil},
+		"no function":             {good, []Rule{{Name: "r", MetricName: "m", OutputName: "o"}}},
+		"rollup not grouped":      {good, []Rule{{Name: "r", MetricName: "m", OutputName: "o", Function: sumFunc{}, GroupBy: []string{"a"}, Rollup: &Rollup{Function: sumFunc{}, GroupBy: []string{"b"}}}}},
+		"no output name":          {good, []Rule{{Name: "r", MetricName: "m", Function: sumFunc{}}}},
 	} {
 		if _, err := New(tc.cfg, tc.rules); err == nil {
 			t.Errorf("%s: accepted", name)

@@ -19,7 +19,8 @@ func newSnapEngine(t testing.TB, clock *fakeClock, lateness time.Duration, rules
 	t.Helper()
 	e, err := New(Config{
 		Window: 10 * time.Second, Lag: 2 * time.Second, AllowedLateness: lateness,
-		IdleTimeout: 30 * time.Second, MaxFuture: time.Hour, Clock: clock.Now,
+		// Every snapshot test replays input: max_past must not change it.
+		IdleTimeout: 30 * time.Second, MaxFuture: time.Hour, MaxPast: time.Hour, Clock: clock.Now,
 	}, rules)
 	if err != nil {
 		t.Fatal(err)

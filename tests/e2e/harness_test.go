@@ -12,6 +12,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -117,7 +118,7 @@ type pipelineConfig struct {
 	// outputBrokers, when not "", are the seed brokers of a separate
 	// Kafka cluster, run by the test, that holds the output topic: the
 	// pipeline writes there (start passes --set
-	// output.redpanda.seed_brokers, the shipped pipeline is unchanged),
+	// output.kafka.seed_brokers, the shipped pipeline is unchanged),
 	// and collect and drained read the output there. The test's cluster
 	// then holds the input topic and the window-state topic only.
 	outputBrokers string
@@ -161,9 +162,8 @@ func newEnv(t *testing.T, cfg pipelineConfig) *testEnv {
 	opts := []kfake.Opt{
 		kfake.NumBrokers(1),
 		kfake.SeedTopics(4, topics...),
-		// Real Kafka's default: the pipeline's window-state topic is
-		// created by its first write.
-		kfake.AllowAutoTopicCreation(),
+		// No automatic topic creation, as in production: the
+		// pipelines create their own window-state (and partials) topics.
 	}
 	// A later SeedTopics of a topic overrides an earlier one.
 	for _, topic := range slices.Sorted(maps.Keys(cfg.partitions)) {
@@ -299,6 +299,8 @@ type process struct {
 	cmd      *exec.Cmd
 	httpAddr string
 	logPath  string
+	// instanceID is its static group membership (INSTANCE_ID).
+	instanceID string
 	exited   chan struct{}
 	waitErr  error // set before exited is closed
 }
@@ -360,6 +362,7 @@ func (e *testEnv) startProc(spec procSpec) *process {
 	if pipeline == "" {
 		pipeline = "monasca-aggregation.yaml"
 	}
+	p.instanceID = e.freeInstanceID(group, spec.name)
 	if env == nil {
 		env = []string{
 			"AGGREGATION_SPECS=" + specsFile,
@@ -370,7 +373,7 @@ func (e *testEnv) startProc(spec procSpec) *process {
 	}
 	args := []string{"run"}
 	if e.cfg.outputBrokers != "" {
-		args = append(args, "--set", "output.redpanda.seed_brokers="+e.cfg.outputBrokers)
+		args = append(args, "--set", "output.kafka.seed_brokers="+e.cfg.outputBrokers)
 	}
 	if !filepath.IsAbs(pipeline) {
 		pipeline = filepath.Join(repoRoot, "pipelines", pipeline)
@@ -384,6 +387,7 @@ func (e *testEnv) startProc(spec procSpec) *process {
 		"AGGREGATED_TOPIC="+e.cfg.outputTopic,
 		"CONSUMER_GROUP="+group,
 		"HTTP_ADDRESS="+p.httpAddr,
+		"INSTANCE_ID="+p.instanceID,
 	)
 	p.cmd.Env = append(p.cmd.Env, env...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
@@ -400,6 +404,19 @@ func (e *testEnv) startProc(spec procSpec) *process {
 	e.t.Logf("%s started monasca-connect #%d%s (pid %d, http %s)", wallClock(), n, p.label(), p.cmd.Process.Pid, p.httpAddr)
 	e.t.Cleanup(func() { p.kill() })
 	return p
+}
+
+// freeInstanceID returns the first instance ID of the role (group and
+// name) that no running process has: a restart takes over a dead
+// process's identity, as a restarted pod does, and processes running side
+// by side have their own.
+func (e *testEnv) freeInstanceID(group, name string) string {
+	for k := 0; ; k++ {
+		id := fmt.Sprintf("%s-%s-%d", group, cmp.Or(name, "main"), k)
+		if !slices.ContainsFunc(e.procs, func(p *process) bool { return p.instanceID == id && p.running() }) {
+			return id
+		}
+	}
 }
 
 // label is " (name)" for a named process, "" otherwise.
@@ -607,10 +624,13 @@ func (o *output) id() (aggID, bool) {
 }
 
 // drained reports whether the pipeline has finished: the consumer group has
-// committed every input record, every running pipeline holds no open window
-// and no input (so every window holding input was emitted and acknowledged),
-// and the collector has read every record of the output topic written up to
-// then.
+// committed every input record (with checkpoints: a checkpoint holds it, so
+// it was folded), the running pipelines hold every input partition between
+// them, have restored their saved state and hold no open window and no
+// input (so every window holding input was emitted and acknowledged), and
+// the collector has read every record of the output topic written up to
+// then. Holding the partitions and having restored come first: before that
+// the gauges read zero whatever the saved state holds.
 func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 	committed, err := e.admin.FetchOffsets(ctx, e.group)
 	if err != nil {
@@ -620,8 +640,9 @@ func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	done := true
+	done, partitions := true, 0
 	inEnds.Each(func(o kadm.ListedOffset) {
+		partitions++
 		got, ok := committed.Lookup(o.Topic, o.Partition)
 		if o.Err != nil || !ok || got.Err != nil || got.At < o.Offset {
 			done = false
@@ -633,6 +654,7 @@ func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 	// With checkpoints, input is committed once a checkpoint holds it,
 	// before its windows close: the running pipelines must also hold no
 	// open window and no input.
+	held := 0.0
 	for _, p := range e.procs {
 		if !p.running() {
 			continue
@@ -641,9 +663,14 @@ func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if sumSamples(samples, "monasca_open_series", "")[""] > 0 || sumSamples(samples, "monasca_held_input_batches", "")[""] > 0 {
+		gauge := func(name string) float64 { return sumSamples(samples, name, "")[""] }
+		if gauge("monasca_lanes_restoring") > 0 || gauge("monasca_open_series") > 0 || gauge("monasca_held_input_batches") > 0 {
 			return false, nil
 		}
+		held += gauge("kafka_partitions_held")
+	}
+	if held < float64(partitions) {
+		return false, nil
 	}
 	outEnds, err := e.outAdmin.ListEndOffsets(ctx, e.cfg.outputTopic)
 	if err != nil {

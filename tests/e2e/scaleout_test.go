@@ -56,7 +56,7 @@ const (
 // two stage-2 instances of the built binary, each stage in its own consumer
 // group, over a live trickle of metrics on eight input partitions (event
 // time = now, within half the lag), through a partials topic of four
-// partitions (PARTIALS_PARTITIONS=4) into an output topic of four
+// partitions (PARTIALS_CREATE_PARTITIONS=4) into an output topic of four
 // partitions. Windows are 10 s with a 2 s lag; stage 1's IDLE_TIMEOUT is
 // 5 s, stage 2 runs with its shipped IDLE_TIMEOUT.
 //
@@ -117,7 +117,7 @@ func TestScaleOutFailover(t *testing.T) {
 			"WINDOW_LAG=" + scaleLag.String(),
 			"IDLE_TIMEOUT=" + scaleStage1Idle.String(),
 			"PARTIALS_TOPIC=" + scalePartials,
-			fmt.Sprintf("PARTIALS_PARTITIONS=%d", scalePartialParts),
+			fmt.Sprintf("PARTIALS_CREATE_PARTITIONS=%d", scalePartialParts),
 		},
 	}
 	stage2 := procSpec{
@@ -139,8 +139,8 @@ func TestScaleOutFailover(t *testing.T) {
 	alive := append(slices.Clone(s1), s2...) // the processes not killed
 	watchdog := e.hangWatchdog(3*time.Minute+30*time.Second, slices.Clone(alive))
 	t.Cleanup(func() { watchdog.Stop() }) // after the trickle stops
-	g1 := groupWant{group1, scaleInputTopic, scaleStage1, scaleInputParts}
-	g2 := groupWant{group2, scalePartials, scaleStage2, scalePartialParts}
+	g1 := groupWant{group: group1, topic: scaleInputTopic, members: scaleStage1, partitions: scaleInputParts}
+	g2 := groupWant{group: group2, topic: scalePartials, members: scaleStage2, partitions: scalePartialParts}
 	for _, g := range []groupWant{g1, g2} {
 		if ok, desc := e.waitSettled(ctx, g, scaleSettleLimit, alive); !ok {
 			t.Fatalf("the group %s did not settle on %d members within %v: %s", g.group, g.members, scaleSettleLimit, desc)
@@ -286,6 +286,9 @@ type groupWant struct {
 	group, topic string
 	members      int
 	partitions   int32
+	// oneOwner: one member holds every partition and the others none (the
+	// single_owner balancer); otherwise every member holds some.
+	oneOwner bool
 }
 
 // settled reports whether the group is in the wanted state and stable,
@@ -303,6 +306,7 @@ func (e *testEnv) settled(ctx context.Context, g groupWant) (ok bool, desc strin
 		return false, desc, nil
 	}
 	held := map[int32]int{}
+	owners := 0
 	for _, m := range dg.Members {
 		a, ok := m.Assigned.AsConsumer()
 		if !ok {
@@ -318,9 +322,14 @@ func (e *testEnv) settled(ctx context.Context, g groupWant) (ok bool, desc strin
 				n++
 			}
 		}
-		if n == 0 {
+		if n > 0 {
+			owners++
+		} else if !g.oneOwner {
 			return false, desc, nil
 		}
+	}
+	if g.oneOwner && owners != 1 {
+		return false, desc, nil
 	}
 	if len(held) != int(g.partitions) {
 		return false, desc, nil

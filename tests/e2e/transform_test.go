@@ -60,6 +60,9 @@ func runTransformCaseE(t *testing.T, scaleOut bool) {
 		"PRE_TRANSFORM_SPECS=" + filepath.Join(dir, c.PreTransformSpecs),
 		"TRANSFORM_SPECS=" + filepath.Join(dir, c.TransformSpecs),
 		"TRANSFORM_COMPATIBILITY=" + transformCompatibility,
+		// The data are of 2016 and 2017: a backfill, for which the
+		// pipelines' age check (max_past) is off.
+		"MAX_PAST=0s",
 	}
 	cfg := pipelineConfig{
 		inputTopic:  "metrics",
@@ -84,7 +87,7 @@ func runTransformCaseE(t *testing.T, scaleOut bool) {
 		stages := filepath.Join(repoRoot, "pipelines", "scale-out")
 		stage := append(slices.Clone(specs), "WINDOW_LAG=1s", "PARTIALS_TOPIC=partials")
 		first = e.startProc(procSpec{name: "stage1", pipeline: filepath.Join(stages, "stage1.yaml"),
-			env: append(slices.Clone(stage), "IDLE_TIMEOUT=3s", "PARTIALS_PARTITIONS=4")})
+			env: append(slices.Clone(stage), "IDLE_TIMEOUT=3s", "PARTIALS_CREATE_PARTITIONS=4")})
 		last = e.startProc(procSpec{name: "stage2", pipeline: filepath.Join(stages, "stage2.yaml"), group: e.group + "-stage2",
 			env: append(slices.Clone(stage), "PUBLISH_TENANT_ID=111111", "PUBLISH_REGION=useast")})
 		// Stage one's input is committed, and its windows closed, before
