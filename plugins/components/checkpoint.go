@@ -81,4 +81,3 @@ func readCheckpoint(payload []byte, engine *windowagg.Engine) (map[windowagg.Sou
 	}
 	return applied, nil
 }
-

@@ -1,14 +1,15 @@
 // Command bench measures monasca-connect end to end on this machine: it
 // starts an in-process Kafka broker (kfake) on loopback, loads a backlog of
 // Monasca metrics into an 8-partition topic, then runs the built binary with
-// pipelines/monasca-aggregation.yaml over it, and the same input through a
-// pass-through pipeline (same input and output, no aggregation) as the
-// framework's ceiling. It prints both and their ratio; its last line is one
-// JSON object.
+// pipelines/monasca-aggregation.yaml over it, and the same input into a drop
+// output as the read ceiling (an aggregation writes few messages, so reading
+// is what bounds it). It prints both and their ratio; its last line is one
+// JSON object. The processes' logs are kept in a directory it names.
 //
 //	go run ./tests/bench                 # 2,000,000 metrics
 //	go run ./tests/bench -metrics 500000
 //	go run ./tests/bench -stages         # also the two scale-out stages
+//	go run ./tests/bench -cpuprofile cpu.out -heapprofile heap.out
 //
 // With -stages it then runs pipelines/scale-out/stage1.yaml over the same
 // backlog, writing to an 8-partition partials topic, and stage2.yaml over
@@ -19,6 +20,10 @@
 //
 // With -recovery it measures instead how long a restart takes to recover a
 // 1-hour window: see runRecovery.
+//
+// The broker has no automatic topic creation, as in production: the bench
+// creates the input, output and partials topics as an operator would, and
+// the pipelines create their window-state topics themselves.
 package main
 
 import (
@@ -29,6 +34,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"hash/crc32"
 	"net"
 	"net/http"
 	"os"
@@ -39,7 +45,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -86,46 +91,40 @@ const specs = `aggregationSpecifications:
     function: avg
 `
 
-// passThrough is the ceiling: the aggregation pipeline's input and output,
-// nothing between them.
-const passThrough = `
+// ceiling is the read ceiling: the aggregation pipeline's kafka input, with
+// the same fields, into a drop output, which acknowledges every batch at
+// once.
+const ceiling = `
 http:
   address: ${HTTP_ADDRESS}
 input:
-  redpanda:
+  kafka:
     seed_brokers: [ "${KAFKA_BROKERS}" ]
     topics: [ "${METRICS_TOPIC}" ]
     consumer_group: ${CONSUMER_GROUP}
-    start_offset: earliest
-    fetch_max_wait: 100ms
-    auto_replay_nacks: false
-    unordered_processing:
-      enabled: true
-      checkpoint_limit: 1000000
-      batching: { count: 1024, period: 20ms }
+    instance_id: ${INSTANCE_ID}
+    balancer: single_owner
 output:
-  redpanda:
-    seed_brokers: [ "${KAFKA_BROKERS}" ]
-    topic: ${AGGREGATED_TOPIC}
+  drop: {}
 shutdown_timeout: 5s
 `
 
-// cpuProfile, when set, is where the aggregation run's CPU profile goes.
-var cpuProfile string
+// Profiles of the aggregation run, when set: where they go.
+var cpuProfile, heapProfile string
 
 type result struct {
-	Metrics                   int     `json:"metrics"`
-	Seconds                   float64 `json:"seconds"`
-	MetricsPerSec             float64 `json:"metrics_per_sec"`
-	CPUSecPerMillion          float64 `json:"cpu_s_per_million"`
-	PeakRSSBytes              int64   `json:"peak_rss_bytes"`
-	Aggregates                int64   `json:"aggregates"`
-	PassthroughSeconds        float64 `json:"passthrough_seconds"`
-	PassthroughMetricsPerSec  float64 `json:"passthrough_metrics_per_sec"`
-	PassthroughCPUSecPerMilli float64 `json:"passthrough_cpu_s_per_million"`
-	PassthroughPeakRSSBytes   int64   `json:"passthrough_peak_rss_bytes"`
-	Ratio                     float64 `json:"ratio"`
-	StartupToReadyMs          float64 `json:"startup_to_ready_ms"`
+	Metrics               int     `json:"metrics"`
+	Seconds               float64 `json:"seconds"`
+	MetricsPerSec         float64 `json:"metrics_per_sec"`
+	CPUSecPerMillion      float64 `json:"cpu_s_per_million"`
+	PeakRSSBytes          int64   `json:"peak_rss_bytes"`
+	Aggregates            int64   `json:"aggregates"`
+	CeilingSeconds        float64 `json:"ceiling_seconds"`
+	CeilingMetricsPerSec  float64 `json:"ceiling_metrics_per_sec"`
+	CeilingCPUSecPerMilli float64 `json:"ceiling_cpu_s_per_million"`
+	CeilingPeakRSSBytes   int64   `json:"ceiling_peak_rss_bytes"`
+	Ratio                 float64 `json:"ratio"`
+	StartupToReadyMs      float64 `json:"startup_to_ready_ms"`
 
 	// With -stages.
 	Stage1MetricsPerSec    float64 `json:"stage1_metrics_per_sec,omitempty"`
@@ -143,7 +142,8 @@ func main() {
 	n := flag.Int("metrics", 2_000_000, "number of metrics in the backlog")
 	window := flag.Duration("window", 10*time.Second, "WINDOW_SIZE of the aggregation")
 	bin := flag.String("bin", "", "a prebuilt monasca-connect binary (default: build one)")
-	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the aggregation run's first seconds to this file")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the aggregation run's first 5 seconds to this file")
+	flag.StringVar(&heapProfile, "heapprofile", "", "write a heap profile of the aggregation run, taken near its peak RSS, to this file")
 	stages := flag.Bool("stages", false, "also run the two scale-out stages, one instance each")
 	recovery := flag.Bool("recovery", false, "measure the recovery of a 1h window after a SIGKILL instead (see runRecovery)")
 	var ro recoveryOpts
@@ -151,7 +151,7 @@ func main() {
 	flag.IntVar(&ro.rate, "rate", 100_000, "with -recovery: metrics per second produced")
 	flag.DurationVar(&ro.catchUp, "catchup-timeout", 90*time.Second, "with -recovery: how long a restarted process may take to catch up")
 	flag.Int64Var(&ro.maxRSSMiB, "max-rss", 8192, "with -recovery: MiB of resident memory of a monasca-connect process at which a run phase ends")
-	flag.IntVar(&ro.checkpointLimit, "checkpoint-limit", -1, "with -recovery: input.redpanda.unordered_processing.checkpoint_limit; 0: the pipeline's, -1: the pipeline's with checkpoints, enough for the whole run without")
+	flag.IntVar(&ro.checkpointLimit, "checkpoint-limit", -1, "with -recovery: input.kafka.checkpoint_limit; 0: the pipeline's, -1: the pipeline's with checkpoints, enough for the whole run without")
 	flag.Parse()
 	var err error
 	if *recovery {
@@ -165,70 +165,93 @@ func main() {
 	}
 }
 
-func run(n int, window time.Duration, bin string, stages bool) error {
-	root, err := repoRoot()
-	if err != nil {
-		return err
+// bench is what the runs share.
+type bench struct {
+	bin, root, specsPath string
+	logs                 string // the directory of the processes' logs, kept
+	brokers              string // of the run's cluster
+}
+
+// setUp builds the binary into a work directory (unless bin names one),
+// writes the specifications there and makes a directory for the processes'
+// logs, which is kept. cleanUp deletes the work directory.
+func setUp(bin string) (b bench, cleanUp func(), err error) {
+	if b.root, err = repoRoot(); err != nil {
+		return b, nil, err
 	}
 	work, err := os.MkdirTemp("", "monasca-connect-bench-")
 	if err != nil {
+		return b, nil, err
+	}
+	cleanUp = func() { os.RemoveAll(work) }
+	b.specsPath = filepath.Join(work, "specs.yaml")
+	if err = os.WriteFile(b.specsPath, []byte(specs), 0o600); err == nil {
+		if b.bin, err = buildBinary(b.root, work, bin); err == nil {
+			b.logs, err = os.MkdirTemp("", "monasca-connect-bench-logs-")
+		}
+	}
+	if err != nil {
+		cleanUp()
+		return b, nil, err
+	}
+	fmt.Fprintln(os.Stderr, "process logs in", b.logs)
+	return b, cleanUp, nil
+}
+
+func run(n int, window time.Duration, bin string, stages bool) error {
+	b, cleanUp, err := setUp(bin)
+	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
-	if bin, err = buildBinary(root, work, bin); err != nil {
-		return err
-	}
-	specsPath := filepath.Join(work, "specs.yaml")
-	ptPath := filepath.Join(work, "passthrough.yaml")
-	if err := os.WriteFile(specsPath, []byte(specs), 0o600); err != nil {
-		return err
-	}
-	if err := os.WriteFile(ptPath, []byte(passThrough), 0o600); err != nil {
+	defer cleanUp()
+	ceilingPath := filepath.Join(filepath.Dir(b.specsPath), "ceiling.yaml")
+	if err := os.WriteFile(ceilingPath, []byte(ceiling), 0o600); err != nil {
 		return err
 	}
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(),
-		kfake.SeedTopics(partitions, inputTopic, "aggregated", "passthrough", "partials", "aggregated-stage2"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
+		kfake.SeedTopics(partitions, inputTopic, "aggregated", "partials", "aggregated-stage2"))
 	if err != nil {
 		return err
 	}
 	defer cluster.Close()
-	brokers := strings.Join(cluster.ListenAddrs(), ",")
+	b.brokers = strings.Join(cluster.ListenAddrs(), ",")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	fmt.Fprintf(os.Stderr, "loading %d metrics into %d partitions ...\n", n, partitions)
-	if err := load(ctx, brokers, n, window); err != nil {
+	if err := load(ctx, b.brokers, n, window); err != nil {
 		return err
 	}
 
 	var res result
 	res.Metrics = n
 	fmt.Fprintln(os.Stderr, "aggregation run ...")
-	agg, err := measure(ctx, bin, filepath.Join(root, "pipelines", "monasca-aggregation.yaml"), root, brokers, "aggregation", inputTopic, "aggregated", 0,
-		"AGGREGATION_SPECS="+specsPath, "WINDOW_SIZE="+window.String(), "WINDOW_LAG=2s", "IDLE_TIMEOUT=30s")
+	agg, err := b.measure(ctx, runSpec{group: "aggregation", config: filepath.Join(b.root, "pipelines", "monasca-aggregation.yaml"),
+		in: inputTopic, out: "aggregated", profile: true,
+		env: []string{"AGGREGATION_SPECS=" + b.specsPath, "WINDOW_SIZE=" + window.String(), "WINDOW_LAG=2s", "IDLE_TIMEOUT=30s"}})
 	if err != nil {
 		return fmt.Errorf("aggregation run: %w", err)
 	}
-	fmt.Fprintln(os.Stderr, "pass-through run ...")
-	pt, err := measure(ctx, bin, ptPath, root, brokers, "passthrough", inputTopic, "passthrough", 0)
+	fmt.Fprintln(os.Stderr, "read ceiling run (drop output) ...")
+	top, err := b.measure(ctx, runSpec{group: "ceiling", config: ceilingPath, in: inputTopic})
 	if err != nil {
-		return fmt.Errorf("pass-through run: %w", err)
+		return fmt.Errorf("ceiling run: %w", err)
 	}
 	res.Seconds, res.CPUSecPerMillion, res.PeakRSSBytes, res.Aggregates = agg.seconds, agg.cpu/float64(n)*1e6, agg.peakRSS, agg.produced
 	res.MetricsPerSec = float64(n) / agg.seconds
-	res.PassthroughSeconds, res.PassthroughCPUSecPerMilli, res.PassthroughPeakRSSBytes = pt.seconds, pt.cpu/float64(n)*1e6, pt.peakRSS
-	res.PassthroughMetricsPerSec = float64(n) / pt.seconds
-	res.Ratio = res.MetricsPerSec / res.PassthroughMetricsPerSec
+	res.CeilingSeconds, res.CeilingCPUSecPerMilli, res.CeilingPeakRSSBytes = top.seconds, top.cpu/float64(n)*1e6, top.peakRSS
+	res.CeilingMetricsPerSec = float64(n) / top.seconds
+	res.Ratio = res.MetricsPerSec / res.CeilingMetricsPerSec
 	res.StartupToReadyMs = float64(agg.ready.Microseconds()) / 1000
 
 	fmt.Printf("aggregation:  %d metrics in %.2f s = %.0f metrics/s, %.2f CPU-s per million, peak RSS %.0f MiB, %d aggregates, ready in %.0f ms\n",
 		n, res.Seconds, res.MetricsPerSec, res.CPUSecPerMillion, float64(res.PeakRSSBytes)/(1<<20), res.Aggregates, res.StartupToReadyMs)
-	fmt.Printf("pass-through: %d metrics in %.2f s = %.0f metrics/s, %.2f CPU-s per million, peak RSS %.0f MiB\n",
-		n, res.PassthroughSeconds, res.PassthroughMetricsPerSec, res.PassthroughCPUSecPerMilli, float64(res.PassthroughPeakRSSBytes)/(1<<20))
-	fmt.Printf("ratio (aggregation / pass-through): %.2f\n", res.Ratio)
+	fmt.Printf("read ceiling: %d metrics in %.2f s = %.0f metrics/s, %.2f CPU-s per million, peak RSS %.0f MiB (kafka input, drop output)\n",
+		n, res.CeilingSeconds, res.CeilingMetricsPerSec, res.CeilingCPUSecPerMilli, float64(res.CeilingPeakRSSBytes)/(1<<20))
+	fmt.Printf("ratio (aggregation / read ceiling): %.2f\n", res.Ratio)
 	if stages {
-		if err := runStages(ctx, &res, bin, root, brokers, specsPath, window); err != nil {
+		if err := b.runStages(ctx, &res, window); err != nil {
 			return err
 		}
 	}
@@ -254,19 +277,23 @@ func buildBinary(root, work, bin string) (string, error) {
 
 // runStages runs stage one over the backlog, then stage two over the
 // partials stage one wrote.
-func runStages(ctx context.Context, res *result, bin, root, brokers, specsPath string, window time.Duration) error {
-	specEnv := []string{"AGGREGATION_SPECS=" + specsPath, "WINDOW_SIZE=" + window.String(), "WINDOW_LAG=2s"}
+func (b bench) runStages(ctx context.Context, res *result, window time.Duration) error {
+	specEnv := []string{"AGGREGATION_SPECS=" + b.specsPath, "WINDOW_SIZE=" + window.String(), "WINDOW_LAG=2s", "PARTIALS_TOPIC=partials"}
 	fmt.Fprintln(os.Stderr, "scale-out stage one ...")
 	// Stage one reports progress once a second: give it time to report the
 	// last windows after its input is committed.
-	one, err := measure(ctx, bin, filepath.Join(root, "pipelines", "scale-out", "stage1.yaml"), root, brokers, "stage1", inputTopic, "partials", 3*time.Second,
-		append(specEnv, "PARTIALS_TOPIC=partials", fmt.Sprintf("PARTIALS_PARTITIONS=%d", partitions), "IDLE_TIMEOUT=30s")...)
+	one, err := b.measure(ctx, runSpec{group: "stage1", config: filepath.Join(b.root, "pipelines", "scale-out", "stage1.yaml"),
+		in: inputTopic, out: "partials", linger: 3 * time.Second, env: append(specEnv, "IDLE_TIMEOUT=30s")})
 	if err != nil {
 		return fmt.Errorf("stage one: %w", err)
 	}
 	fmt.Fprintln(os.Stderr, "scale-out stage two ...")
-	two, err := measure(ctx, bin, filepath.Join(root, "pipelines", "scale-out", "stage2.yaml"), root, brokers, "stage2", "partials", "aggregated-stage2", 0,
-		append(specEnv, "PARTIALS_TOPIC=partials", "IDLE_TIMEOUT=60s")...)
+	// Stage two closes no window until 5 s after it first hears of a stage
+	// one partition (partition_discovery), a start-up delay, not a rate:
+	// shortened, as stage one reported all of them at once.
+	two, err := b.measure(ctx, runSpec{group: "stage2", config: filepath.Join(b.root, "pipelines", "scale-out", "stage2.yaml"),
+		in: "partials", out: "aggregated-stage2", args: []string{"--set", "buffer.monasca_aggregate.partition_discovery=1s"},
+		env: append(specEnv, "IDLE_TIMEOUT=60s")})
 	if err != nil {
 		return fmt.Errorf("stage two: %w", err)
 	}
@@ -334,151 +361,152 @@ func appendMetric(buf []byte, i int, ts int64) []byte {
 }
 
 type measurement struct {
-	seconds  float64       // from the first message consumed to all input committed
+	seconds  float64       // from the first message consumed to the last output written (drop: the last input read)
 	ready    time.Duration // from process start to /ready answering 200
 	cpu      float64       // user+system CPU seconds of the process
 	peakRSS  int64
 	produced int64
 }
 
+// runSpec is one measured run.
+type runSpec struct {
+	group   string // the consumer group, the instance ID and the log's name
+	config  string
+	in, out string        // the input topic, the output topic ("": a drop output)
+	linger  time.Duration // how long after the end the output is counted again
+	profile bool          // the run of -cpuprofile and -heapprofile
+	args    []string      // more arguments of run, before the config
+	env     []string
+}
+
+// pipelineEnv is what the shipped pipelines read from the environment,
+// besides their specifications.
+func pipelineEnv(brokers, in, out, group, addr string) []string {
+	return []string{"KAFKA_BROKERS=" + brokers, "METRICS_TOPIC=" + in, "AGGREGATED_TOPIC=" + out,
+		"CONSUMER_GROUP=" + group, "INSTANCE_ID=" + group, "HTTP_ADDRESS=" + addr}
+}
+
 // measure runs one pipeline over the backlog until its consumer group has
-// committed every input offset, which both pipelines do only after the
-// output acknowledged what the input produced.
-func measure(ctx context.Context, bin, config, dir, brokers, group, inTopic, outTopic string, linger time.Duration, env ...string) (measurement, error) {
+// committed every input offset, which the input does only for input
+// acknowledged, so only after the output acknowledged what was derived
+// from it. The time measured ends with the run's last effect: its last
+// output write, or with a drop output the last input read (acknowledged at
+// once), which the 1 s commit period would otherwise round up.
+func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 	var m measurement
 	addr, err := freeAddr()
 	if err != nil {
 		return m, err
 	}
-	profile := cpuProfile != "" && outTopic == "aggregated"
-	args := []string{"run"}
-	if outTopic != "passthrough" {
-		// The pipelines hold their first windows for seconds after start so
-		// that a restarted instance has all its partitions; that is
-		// start-up latency, not throughput.
-		args = append(args, "--set", "buffer.monasca_aggregate.partition_discovery=1s")
-	}
+	profile := r.profile && (cpuProfile != "" || heapProfile != "")
+	args := append([]string{"run"}, r.args...)
 	if profile {
 		args = append(args, "--set", "http.debug_endpoints=true")
 	}
-	args = append(args, config)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), append(env,
-		"KAFKA_BROKERS="+brokers, "METRICS_TOPIC="+inTopic, "AGGREGATED_TOPIC="+outTopic,
-		"CONSUMER_GROUP="+group, "HTTP_ADDRESS="+addr)...)
-	logs, err := os.CreateTemp("", "monasca-connect-bench-*.log")
+	p, err := startProc(ctx, b.bin, b.root, filepath.Join(b.logs, r.group+".log"), addr, append(args, r.config),
+		append(pipelineEnv(b.brokers, r.in, r.out, r.group, addr), r.env...))
 	if err != nil {
 		return m, err
 	}
-	defer os.Remove(logs.Name())
-	cmd.Stdout, cmd.Stderr = logs, logs
-	started := time.Now()
-	if err := cmd.Start(); err != nil {
+	defer p.kill()
+	if m.ready, err = p.waitReady(ctx); err != nil {
 		return m, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	failed := func(err error) (measurement, error) {
-		tail, _ := os.ReadFile(logs.Name())
-		if len(tail) > 4000 {
-			tail = tail[len(tail)-4000:]
-		}
-		return m, fmt.Errorf("%w\n--- log tail ---\n%s", err, tail)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(b.brokers, ",")...))
+	if err != nil {
+		return m, err
 	}
-
-	for m.ready == 0 {
-		if ctx.Err() != nil {
-			return failed(ctx.Err())
-		}
-		if resp, err := http.Get("http://" + addr + "/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				m.ready = time.Since(started)
-			}
-		}
-		time.Sleep(5 * time.Millisecond)
+	defer cl.Close()
+	admin := kadm.NewClient(cl)
+	ends, err := admin.ListEndOffsets(ctx, r.in)
+	if err != nil {
+		return m, err
 	}
 	var first time.Time
 	for first.IsZero() {
-		if ctx.Err() != nil {
-			return failed(ctx.Err())
+		if err := p.check(ctx, 2*time.Millisecond); err != nil {
+			return m, err
 		}
 		if n, _ := scrape(addr, "input_received"); n > 0 {
 			first = time.Now()
 		}
-		time.Sleep(2 * time.Millisecond)
 	}
-
-	if profile {
+	if profile && cpuProfile != "" {
 		go func() {
-			if err := fetchProfile(addr, cpuProfile); err != nil {
-				fmt.Fprintln(os.Stderr, "profile:", err)
+			if err := fetchProfile(addr, "profile?seconds=5", cpuProfile); err != nil {
+				fmt.Fprintln(os.Stderr, "CPU profile:", err)
 			}
 		}()
 	}
-	adm, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...))
-	if err != nil {
-		return m, err
-	}
-	defer adm.Close()
-	admin := kadm.NewClient(adm)
-	ends, err := admin.ListEndOffsets(ctx, inTopic)
-	if err != nil {
-		return m, err
-	}
-	// The run ends with the last output write; it is over once the group
-	// has committed all input, which happens only after the output
-	// acknowledged everything derived from it (within a commit period).
-	lastWrite := first
+
+	total, last := float64(sumOffsets(ends)), first
+	var read float64
+	var heapAt int64 // the RSS at the last heap profile
 	for {
-		if ctx.Err() != nil {
-			return failed(ctx.Err())
+		if err := p.check(ctx, 5*time.Millisecond); err != nil {
+			return m, err
 		}
-		if produced := outputCount(ctx, admin, outTopic); produced != m.produced {
-			m.produced, lastWrite = produced, time.Now()
+		if r.out != "" {
+			if produced := outputCount(ctx, admin, r.out); produced != m.produced {
+				m.produced, last = produced, time.Now()
+			}
+		} else if read < total {
+			if read, _ = scrape(addr, "input_received"); read >= total {
+				last = time.Now()
+			}
 		}
-		committed, err := admin.FetchOffsets(ctx, group)
+		// A heap profile near the peak: taken again each time the RSS
+		// has grown by 16 MiB since the last.
+		if profile && heapProfile != "" {
+			if rss := statusBytes(p.cmd.Process.Pid, "VmRSS:"); rss > heapAt+16<<20 {
+				heapAt = rss
+				if err := fetchProfile(addr, "heap", heapProfile); err != nil {
+					fmt.Fprintln(os.Stderr, "heap profile:", err)
+				}
+			}
+		}
+		committed, err := admin.FetchOffsets(ctx, r.group)
 		if err == nil && allCommitted(ends, committed) {
 			break
 		}
-		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
-			return failed(errors.New("the process exited"))
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
-	m.seconds = lastWrite.Sub(first).Seconds()
-	m.cpu, m.peakRSS, err = processStats(cmd.Process.Pid)
-	if linger > 0 {
-		time.Sleep(linger)
-		m.produced = outputCount(ctx, admin, outTopic)
+	m.seconds = last.Sub(first).Seconds()
+	m.cpu, m.peakRSS, err = processStats(p.cmd.Process.Pid)
+	if r.linger > 0 {
+		time.Sleep(r.linger)
+		m.produced = outputCount(ctx, admin, r.out)
 	}
 	return m, err
 }
 
-// fetchProfile saves five seconds of the process's CPU profile.
-func fetchProfile(addr, path string) error {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=5")
+// fetchProfile saves a profile of the process's /debug/pprof/ (which
+// http.debug_endpoints serves).
+func fetchProfile(addr, profile, path string) error {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/" + profile)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/debug/pprof/%s: %s", profile, resp.Status)
+	}
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	_, err = f.ReadFrom(resp.Body)
-	return err
+	if _, err = f.ReadFrom(resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func outputCount(ctx context.Context, admin *kadm.Client, topic string) int64 {
-	var n int64
 	ends, err := admin.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return 0
 	}
-	ends.Each(func(o kadm.ListedOffset) { n += o.Offset })
-	return n
+	return sumOffsets(ends)
 }
 
 func allCommitted(ends kadm.ListedOffsets, committed kadm.OffsetResponses) bool {
@@ -528,19 +556,23 @@ func processStats(pid int) (cpu float64, peakRSS int64, err error) {
 	utime, _ := strconv.ParseFloat(fields[11], 64)
 	stime, _ := strconv.ParseFloat(fields[12], 64)
 	cpu = (utime + stime) / 100 // clock ticks; USER_HZ is 100 on Linux
-	status, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	return cpu, statusBytes(pid, "VmHWM:"), nil
+}
+
+// statusBytes is a size in /proc/<pid>/status (field "VmRSS:", the resident
+// set now, or "VmHWM:", its peak), 0 if unknown.
+func statusBytes(pid int, field string) int64 {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return 0
 	}
-	defer status.Close()
-	sc := bufio.NewScanner(status)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+	for line := range strings.Lines(string(status)) {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			peakRSS = kb << 10
+			return kb << 10
 		}
 	}
-	return cpu, peakRSS, sc.Err()
+	return 0
 }
 
 func freeAddr() (string, error) {
@@ -573,17 +605,16 @@ type recoveryOpts struct {
 	catchUp         time.Duration // the longest a restart may take to catch up
 	checkpointLimit int           // 0: the pipeline's; -1: see limit
 	maxRSSMiB       int64         // a phase ends when the process is this large
-
-	bin, root, specsPath string
 }
 
-// limit is the checkpoint_limit of a run, 0 for the pipeline's. Without
-// checkpoints the input of an open window stays unacknowledged, and the
-// pipeline's 1,000,000 messages per partition are 80 s of input at 100,000
-// metrics/s over 8 partitions: its input would stop there, a 1h window could
-// not be run at all. By default a run without checkpoints therefore allows
-// all its input (half as much again), so that its recovery is measured
-// rather than that stop; -checkpoint-limit 0 shows the stop.
+// limit is the kafka input's checkpoint_limit of a run, 0 for the
+// pipeline's. Without checkpoints the input of an open window stays
+// unacknowledged, and the input's default of 1,000,000 records per
+// partition is 80 s of input at 100,000 metrics/s over 8 partitions: its
+// input would pause there, a 1h window could not be run at all. By default
+// a run without checkpoints therefore allows all its input (half as much
+// again), so that its recovery is measured rather than that pause;
+// -checkpoint-limit 0 shows the pause.
 func (o recoveryOpts) limit(interval time.Duration) int {
 	if o.checkpointLimit >= 0 {
 		return o.checkpointLimit
@@ -652,22 +683,11 @@ func runRecovery(bin string, o recoveryOpts) error {
 	if o.rate <= 0 || o.duration <= 0 || o.catchUp <= 0 || o.maxRSSMiB <= 0 {
 		return errors.New("-rate, -duration, -catchup-timeout and -max-rss must be positive")
 	}
-	root, err := repoRoot()
+	b, cleanUp, err := setUp(bin)
 	if err != nil {
 		return err
 	}
-	work, err := os.MkdirTemp("", "monasca-connect-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	if o.bin, err = buildBinary(root, work, bin); err != nil {
-		return err
-	}
-	o.root, o.specsPath = root, filepath.Join(work, "specs.yaml")
-	if err := os.WriteFile(o.specsPath, []byte(specs), 0o600); err != nil {
-		return err
-	}
+	defer cleanUp()
 	// Two runs of input, catch-up and start-up each.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*(o.duration+o.catchUp+time.Minute))
 	defer cancel()
@@ -677,7 +697,7 @@ func runRecovery(bin string, o recoveryOpts) error {
 	var results []recoveryResult
 	for _, interval := range []time.Duration{5 * time.Second, 0} {
 		fmt.Fprintf(os.Stderr, "recovery run, CHECKPOINT_INTERVAL=%s ...\n", interval)
-		r, err := recoveryRun(ctx, o, interval, work)
+		r, err := b.recoveryRun(ctx, o, interval)
 		if err != nil {
 			return fmt.Errorf("recovery run, CHECKPOINT_INTERVAL=%s: %w", interval, err)
 		}
@@ -746,20 +766,19 @@ var (
 	restoredNumbers = regexp.MustCompile(`\((\d+) bytes, (\d+) open series, (\d+) partitions\)`)
 )
 
-func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, work string) (recoveryResult, error) {
+func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration) (recoveryResult, error) {
 	r := recoveryResult{CheckpointInterval: interval.String(), CaughtUpMs: -1, KillPointCommittedMs: -1, ReadyMs: -1, FirstInputMs: -1}
 	if interval == 0 {
 		r.CheckpointInterval = "0s"
 	}
 	// A broker of its own: the input is dropped with it.
 	topic, group := "metrics-"+r.CheckpointInterval, "recovery-"+r.CheckpointInterval
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(),
-		kfake.SeedTopics(partitions, topic, "aggregated"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic, "aggregated"))
 	if err != nil {
 		return r, err
 	}
 	defer cluster.Close()
-	brokers := strings.Join(cluster.ListenAddrs(), ",")
+	b.brokers = strings.Join(cluster.ListenAddrs(), ",")
 	adm, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
 	if err != nil {
 		return r, err
@@ -771,20 +790,17 @@ func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, wo
 	if err != nil {
 		return r, err
 	}
-	env := []string{"AGGREGATION_SPECS=" + o.specsPath, "WINDOW_SIZE=" + recoveryWindow.String(), "WINDOW_LAG=2s",
-		"IDLE_TIMEOUT=10m", "CHECKPOINT_INTERVAL=" + r.CheckpointInterval,
-		"KAFKA_BROKERS=" + brokers, "METRICS_TOPIC=" + topic, "AGGREGATED_TOPIC=aggregated",
-		"CONSUMER_GROUP=" + group, "HTTP_ADDRESS=" + addr}
-	// As the other runs: the start-up hold of the first windows is shortened;
-	// it closes nothing here anyway.
-	args := []string{"run", "--set", "buffer.monasca_aggregate.partition_discovery=1s"}
+	// The restart has the same environment, so the same static member ID.
+	env := append(pipelineEnv(b.brokers, topic, "aggregated", group, addr), "AGGREGATION_SPECS="+b.specsPath,
+		"WINDOW_SIZE="+recoveryWindow.String(), "WINDOW_LAG=2s", "IDLE_TIMEOUT=10m", "CHECKPOINT_INTERVAL="+r.CheckpointInterval)
+	args := []string{"run"}
 	if limit := o.limit(interval); limit > 0 {
 		r.CheckpointLimit = limit
-		args = append(args, "--set", fmt.Sprintf("input.redpanda.unordered_processing.checkpoint_limit=%d", limit))
+		args = append(args, "--set", fmt.Sprintf("input.kafka.checkpoint_limit=%d", limit))
 	}
-	args = append(args, filepath.Join(o.root, "pipelines", "monasca-aggregation.yaml"))
+	args = append(args, filepath.Join(b.root, "pipelines", "monasca-aggregation.yaml"))
 
-	first, err := startProc(ctx, o.bin, o.root, filepath.Join(work, group+"-1.log"), addr, args, env)
+	first, err := startProc(ctx, b.bin, b.root, filepath.Join(b.logs, group+"-1.log"), addr, args, env)
 	if err != nil {
 		return r, err
 	}
@@ -809,13 +825,10 @@ func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, wo
 	killAt := prod.started.Add(o.duration)
 	nextReport := prod.started.Add(10 * time.Second)
 	for time.Now().Before(killAt) {
-		if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
-			return r, first.failed(err)
+		if err := first.check(ctx, 200*time.Millisecond); err != nil {
+			return r, err
 		}
-		if !first.alive() {
-			return r, first.failed(errors.New("the process exited"))
-		}
-		if currentRSS(first.cmd.Process.Pid) > o.maxRSSMiB<<20 {
+		if statusBytes(first.cmd.Process.Pid, "VmRSS:") > o.maxRSSMiB<<20 {
 			r.InputCutAtMaxRSS = true
 			break
 		}
@@ -834,7 +847,7 @@ func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, wo
 		}
 		if now.After(nextReport) {
 			nextReport = nextReport.Add(10 * time.Second)
-			_, rss, _ := processStats(first.cmd.Process.Pid)
+			rss := statusBytes(first.cmd.Process.Pid, "VmRSS:")
 			fmt.Fprintf(os.Stderr, "  %3.0f s: %d produced (%.0f/s), lag %d, RSS %.0f MiB\n", now.Sub(prod.started).Seconds(),
 				sumOffsets(ends), float64(sumOffsets(ends))/now.Sub(prod.started).Seconds(), sumOffsets(ends)-int64(received), float64(rss)/(1<<20))
 		}
@@ -875,7 +888,7 @@ func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, wo
 	stateTopic := group + "-window-state"
 	stateEnds, stateErr := admin.ListEndOffsets(ctx, stateTopic)
 
-	second, err := startProc(ctx, o.bin, o.root, filepath.Join(work, group+"-2.log"), addr, args, env)
+	second, err := startProc(ctx, b.bin, b.root, filepath.Join(b.logs, group+"-2.log"), addr, args, env)
 	if err != nil {
 		return r, err
 	}
@@ -898,23 +911,15 @@ func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, wo
 	var lastCommitCheck time.Time
 	nextReport = second.started.Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if err := sleepCtx(ctx, 20*time.Millisecond); err != nil {
-			return r, second.failed(err)
+		if err := second.check(ctx, 20*time.Millisecond); err != nil {
+			return r, err
 		}
-		if !second.alive() {
-			return r, second.failed(errors.New("the restarted process exited"))
-		}
-		if currentRSS(second.cmd.Process.Pid) > o.maxRSSMiB<<20 {
+		if statusBytes(second.cmd.Process.Pid, "VmRSS:") > o.maxRSSMiB<<20 {
 			r.RestartCutAtMaxRSS = true
 			break
 		}
-		if r.ReadyMs < 0 {
-			if resp, err := httpClient.Get("http://" + second.addr + "/ready"); err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					r.ReadyMs = ms(time.Since(second.started))
-				}
-			}
+		if r.ReadyMs < 0 && second.ready() {
+			r.ReadyMs = ms(time.Since(second.started))
 		}
 		received, err := scrape(second.addr, "input_received")
 		if err != nil {
@@ -930,7 +935,7 @@ func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, wo
 		r.LagAtEnd = sumOffsets(ends) - resumeAt - int64(received)
 		if time.Now().After(nextReport) {
 			nextReport = nextReport.Add(10 * time.Second)
-			_, rss, _ := processStats(second.cmd.Process.Pid)
+			rss := statusBytes(second.cmd.Process.Pid, "VmRSS:")
 			fmt.Fprintf(os.Stderr, "  restart + %2.0f s: read %d, lag %d, RSS %.0f MiB\n", time.Since(second.started).Seconds(),
 				int64(received), r.LagAtEnd, float64(rss)/(1<<20))
 		}
@@ -1002,11 +1007,15 @@ func recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration, wo
 	return r, nil
 }
 
-// savedCheckpoint reads the state topic up to ends, as a redpanda cache
-// would (the latest record per key wins), and decodes the checkpoint under
-// key: the input offsets it holds (the last applied per partition of the
-// input topic), how many manifests were written and the payload's size. See
-// plugins/components/checkpoint.go for the format; only the payload's
+// savedCheckpoint reads the window-state topic up to ends and decodes the
+// checkpoint saved under key: the input offsets it holds (the last applied
+// per partition of the input topic), how many manifests were written and the
+// payload's size. The kafka_state_stores layout (plugins/kafka/
+// store_layout.go): a manifest under "<key>@<epoch>.<writer>", naming a
+// chunk set, its number of chunks, size and CRC32C, and the chunks under
+// "<key>@<epoch>.<writer>#<set>/<i>"; the value is the newest manifest's of
+// the highest claim (epoch, then writer), each record the newest under its
+// key. The payload format is plugins/components/checkpoint.go's; only its
 // header is decoded.
 func savedCheckpoint(ctx context.Context, brokers []string, ends kadm.ListedOffsets, topic, key string) (map[int32]int64, int, int64, error) {
 	start := map[int32]kgo.Offset{}
@@ -1027,7 +1036,7 @@ func savedCheckpoint(ctx context.Context, brokers []string, ends kadm.ListedOffs
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	latest := map[string][]byte{}
+	latest := map[string][]byte{} // by claim (and chunk); nil: deleted
 	manifests := 0
 	for remaining > 0 {
 		fetches := cl.PollFetches(ctx)
@@ -1039,30 +1048,53 @@ func savedCheckpoint(ctx context.Context, brokers []string, ends kadm.ListedOffs
 			if rec.Offset >= end.Offset {
 				return
 			}
-			if string(rec.Key) == key {
-				manifests++
-			}
-			if k := string(rec.Key); k == key || strings.HasPrefix(k, key+"#") {
-				latest[k] = rec.Value
-			}
 			if rec.Offset == end.Offset-1 {
 				remaining--
 			}
+			name, ok := strings.CutPrefix(string(rec.Key), key+"@")
+			if !ok || strings.Contains(name, "@") {
+				return
+			}
+			latest[name] = rec.Value
+			if rec.Value != nil && !strings.Contains(name, "#") {
+				manifests++
+			}
 		})
 	}
-	var m struct {
-		Generation int64 `json:"generation"`
-		Chunks     int   `json:"chunks"`
-		Bytes      int64 `json:"bytes"`
+	var top string
+	var topEpoch, topWriter uint64
+	for name, value := range latest {
+		epoch, writer, ok := strings.Cut(name, ".")
+		if value == nil || !ok || strings.Contains(name, "#") {
+			continue
+		}
+		e, err1 := strconv.ParseUint(epoch, 10, 64)
+		w, err2 := strconv.ParseUint(writer, 16, 64)
+		if err1 == nil && err2 == nil && (top == "" || e > topEpoch || e == topEpoch && w > topWriter) {
+			top, topEpoch, topWriter = name, e, w
+		}
 	}
-	if err := json.Unmarshal(latest[key], &m); err != nil || m.Chunks < 1 {
-		return nil, manifests, 0, fmt.Errorf("no checkpoint manifest under %q: %.80q", key, latest[key])
+	var m struct {
+		Set    int    `json:"set"`
+		Chunks int    `json:"chunks"`
+		Size   int64  `json:"size"`
+		CRC32C uint32 `json:"crc32c"`
+		Absent bool   `json:"absent"`
+	}
+	if err := json.Unmarshal(latest[top], &m); err != nil || m.Absent || m.Chunks < 1 {
+		return nil, manifests, 0, fmt.Errorf("no checkpoint manifest under %q: %.80q", key, latest[top])
+	}
+	var payload []byte
+	for i := range m.Chunks {
+		payload = append(payload, latest[fmt.Sprintf("%s#%d/%d", top, m.Set, i)]...)
+	}
+	if int64(len(payload)) != m.Size || crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)) != m.CRC32C {
+		return nil, manifests, m.Size, fmt.Errorf("checkpoint %q@%s: the chunks do not match the manifest", key, top)
 	}
 	// "MCK1" | uvarint n | n × (uvarint len, topic, varint partition, varint offset) | ...
-	payload := latest[fmt.Sprintf("%s#%d/0", key, m.Generation%2)]
-	bad := fmt.Errorf("checkpoint %q: unexpected payload header", key)
+	bad := fmt.Errorf("checkpoint %q@%s: unexpected payload header", key, top)
 	if !strings.HasPrefix(string(payload), "MCK1") {
-		return nil, manifests, m.Bytes, bad
+		return nil, manifests, m.Size, bad
 	}
 	b := payload[4:]
 	next := func(signed bool) (int64, bool) {
@@ -1085,7 +1117,7 @@ func savedCheckpoint(ctx context.Context, brokers []string, ends kadm.ListedOffs
 	for i := int64(0); ok && i < count; i++ {
 		var l, p, o int64
 		if l, ok = next(false); !ok || l > int64(len(b)) {
-			return nil, manifests, m.Bytes, bad
+			return nil, manifests, m.Size, bad
 		}
 		b = b[l:] // the input topic: there is one
 		if p, ok = next(true); ok {
@@ -1094,24 +1126,9 @@ func savedCheckpoint(ctx context.Context, brokers []string, ends kadm.ListedOffs
 		applied[int32(p)] = o
 	}
 	if !ok {
-		return nil, manifests, m.Bytes, bad
+		return nil, manifests, m.Size, bad
 	}
-	return applied, manifests, m.Bytes, nil
-}
-
-// currentRSS is a process's resident memory now, 0 if unknown.
-func currentRSS(pid int) int64 {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(status)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
+	return applied, manifests, m.Size, nil
 }
 
 func sumOffsets(o kadm.ListedOffsets) int64 {
@@ -1179,20 +1196,33 @@ func (p *proc) kill() {
 }
 
 func (p *proc) waitReady(ctx context.Context) (time.Duration, error) {
-	for {
-		if err := sleepCtx(ctx, 5*time.Millisecond); err != nil {
-			return 0, p.failed(err)
-		}
-		if !p.alive() {
-			return 0, p.failed(errors.New("the process exited"))
-		}
-		if resp, err := httpClient.Get("http://" + p.addr + "/ready"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Since(p.started), nil
-			}
+	for !p.ready() {
+		if err := p.check(ctx, 5*time.Millisecond); err != nil {
+			return 0, err
 		}
 	}
+	return time.Since(p.started), nil
+}
+
+// ready reports whether /ready answers 200.
+func (p *proc) ready() bool {
+	resp, err := httpClient.Get("http://" + p.addr + "/ready")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// check sleeps d, then fails if ctx ended or the process exited.
+func (p *proc) check(ctx context.Context, d time.Duration) error {
+	if err := sleepCtx(ctx, d); err != nil {
+		return p.failed(err)
+	}
+	if !p.alive() {
+		return p.failed(errors.New("the process exited"))
+	}
+	return nil
 }
 
 // failed adds the tail of the process's log to err.

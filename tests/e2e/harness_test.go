@@ -301,8 +301,8 @@ type process struct {
 	logPath  string
 	// instanceID is its static group membership (INSTANCE_ID).
 	instanceID string
-	exited   chan struct{}
-	waitErr  error // set before exited is closed
+	exited     chan struct{}
+	waitErr    error // set before exited is closed
 }
 
 // start runs `monasca-connect run pipelines/<cfg.pipeline>` (by default
