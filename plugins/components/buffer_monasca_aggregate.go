@@ -236,6 +236,7 @@ type aggregateBuffer struct {
 	frontierGauge *service.MetricGauge
 	missingGauge  *service.MetricGauge
 	restoreGauge  *service.MetricGauge
+	pendingGauge  *service.MetricGauge
 
 	storeOnce sync.Once
 	store     stateStore
@@ -364,6 +365,7 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		frontierGauge: mgr.Metrics().NewGauge("monasca_frontier_ms"),
 		missingGauge:  mgr.Metrics().NewGauge("monasca_partitions_missing"),
 		restoreGauge:  mgr.Metrics().NewGauge("monasca_lanes_restoring"),
+		pendingGauge:  mgr.Metrics().NewGauge("monasca_output_pending_batches"),
 		hub:           assignment.Of(mgr),
 		held:          map[windowagg.Source]bool{},
 	}
@@ -763,11 +765,14 @@ func splitAck(ack service.AckFunc, n int) []service.AckFunc {
 
 // updateGauges sets the gauges summed over lanes.
 func (b *aggregateBuffer) updateGauges() {
-	var held, open, restoring int
+	var held, open, restoring, pending int
 	frontier := int64(math.MaxInt64)
 	for _, l := range b.laneOrder {
 		if !l.restored.Load() {
 			restoring++
+		}
+		for _, f := range l.flushes {
+			pending += f.pending
 		}
 		held += len(l.held) + len(l.waiting)
 		open += l.engine.OpenSeries()
@@ -775,6 +780,7 @@ func (b *aggregateBuffer) updateGauges() {
 	}
 	b.heldGauge.Set(int64(held))
 	b.restoreGauge.Set(int64(restoring))
+	b.pendingGauge.Set(int64(pending))
 	b.folder.stats.openSeries.Set(int64(open))
 	if len(b.laneOrder) > 0 && frontier != math.MinInt64 {
 		b.frontierGauge.Set(frontier)
@@ -911,7 +917,6 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	if frontier == before && len(out) == 0 && len(l.deadLetters) == 0 {
 		return
 	}
-	b.updateGauges()
 	l.flushSeq++
 	mark := &flushMark{seq: l.flushSeq, frontier: frontier}
 	l.flushes = append(l.flushes, mark)
@@ -921,6 +926,7 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 		b.queue = append(b.queue, &outChunk{flush: mark, batch: batch})
 		mark.pending++
 	}
+	b.updateGauges()
 }
 
 // takeCheckpoint snapshots lane l when a checkpoint is due (or forced) and
@@ -1041,6 +1047,7 @@ func (b *aggregateBuffer) chunkAck(c *outChunk) service.AckFunc {
 		}
 		b.mu.Lock()
 		c.flush.pending--
+		b.updateGauges()
 		b.mu.Unlock()
 		b.settle(ctx)
 		return nil

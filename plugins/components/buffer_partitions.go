@@ -193,6 +193,13 @@ func (b *aggregateBuffer) complete() bool {
 			}
 		}
 	}
+	for src := range b.held {
+		if _, ok := b.topics[src.Stream]; !ok {
+			// The input could not tell the topic's partition count:
+			// whether others hold some of them is unknown.
+			missing++
+		}
+	}
 	b.missingGauge.Set(missing)
 	holdsSome := len(b.held) > 0
 	partial := missing > 0 && holdsSome

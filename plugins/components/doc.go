@@ -1,4 +1,4 @@
-// Package components registers monasca-connect's Redpanda Connect plugins:
+// Package components registers monasca-connect's Benthos plugins:
 // the monasca_aggregate buffer, which runs the windowagg engine with
 // at-least-once delivery behind a Kafka input; the monasca_aggregate
 // processor, the same aggregation for `monasca-connect test` unit tests; and

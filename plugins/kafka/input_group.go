@@ -250,24 +250,40 @@ func (in *input) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int3
 }
 
 // partitionCounts returns the partition count of every consumed topic, as
-// the brokers report it now. A topic whose count cannot be loaded is left
-// out, and the error logged.
+// the brokers report it now, retrying within the rebalance timeout: a
+// listener that must see every partition closes nothing while a count is
+// unknown. A topic whose count cannot be loaded is left out, and the error
+// logged.
 func (in *input) partitionCounts(ctx context.Context, cl *kgo.Client) map[string]int32 {
 	ctx, cancel := context.WithTimeout(ctx, in.rebalanceTimeout)
 	defer cancel()
 	counts := make(map[string]int32, len(in.topics))
-	details, err := kadm.NewClient(cl).ListTopics(ctx, in.topics...)
-	if err != nil {
-		in.log.Errorf("Loading the partition counts of %v: %v", in.topics, err)
-	}
-	for topic, d := range details {
-		if d.Err != nil {
-			in.log.Errorf("Loading the partition count of %s: %v", topic, d.Err)
-			continue
+	adm := kadm.NewClient(cl)
+	for {
+		var missing []string
+		for _, t := range in.topics {
+			if _, ok := counts[t]; !ok {
+				missing = append(missing, t)
+			}
 		}
-		counts[topic] = int32(len(d.Partitions))
+		details, err := adm.ListTopics(ctx, missing...)
+		for topic, d := range details {
+			if d.Err == nil {
+				counts[topic] = int32(len(d.Partitions))
+			} else if err == nil {
+				err = fmt.Errorf("%s: %w", topic, d.Err)
+			}
+		}
+		if len(counts) == len(in.topics) {
+			return counts
+		}
+		select {
+		case <-ctx.Done():
+			in.log.Errorf("Loading the partition counts of %v: %v", missing, err)
+			return counts
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
-	return counts
 }
 
 // partitionList returns the partitions of m in order.

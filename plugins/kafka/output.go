@@ -42,6 +42,7 @@ const (
 
 func outputSpec() *service.ConfigSpec {
 	return service.NewConfigSpec().
+		Stable().
 		Categories("Services").
 		Summary("Writes messages to a Kafka topic with idempotent, acks=all produce requests.").
 		Description(`
@@ -60,7 +61,7 @@ partitioner.`).
 				Description("The topic to write to."),
 			service.NewInterpolatedStringField(outputFieldKey).
 				Description("The key of each record. Records without a key are spread over the partitions.").
-				Example("${! @monasca_series }").
+				Example("${! @monasca_series_id }").
 				Optional(),
 			service.NewStringEnumField(outputFieldPartitioner, partitionerMurmur2, partitionerManual).
 				Description("How a record's partition is chosen. `murmur2_hash` is Kafka's default partitioner: a key's partition is the murmur2 hash of the key modulo the partition count, as with the Java client, so other clients agree on it; records without a key stick to one partition per batch. `manual` takes the partition from `partition`.").

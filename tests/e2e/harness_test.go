@@ -628,8 +628,8 @@ func (o *output) id() (aggID, bool) {
 // it was folded), the running pipelines hold every input partition between
 // them, have restored their saved state and hold no open window and no
 // input (so every window holding input was emitted and acknowledged), and
-// the collector has read every record of the output topic written up to
-// then. Holding the partitions and having restored come first: before that
+// no output waiting to be written, and the collector has read every record
+// of the output topic written up to then. Holding the partitions and having restored come first: before that
 // the gauges read zero whatever the saved state holds.
 func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 	committed, err := e.admin.FetchOffsets(ctx, e.group)
@@ -664,7 +664,8 @@ func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
 			return false, err
 		}
 		gauge := func(name string) float64 { return sumSamples(samples, name, "")[""] }
-		if gauge("monasca_lanes_restoring") > 0 || gauge("monasca_open_series") > 0 || gauge("monasca_held_input_batches") > 0 {
+		if gauge("monasca_lanes_restoring") > 0 || gauge("monasca_open_series") > 0 ||
+			gauge("monasca_held_input_batches") > 0 || gauge("monasca_output_pending_batches") > 0 {
 			return false, nil
 		}
 		held += gauge("kafka_partitions_held")

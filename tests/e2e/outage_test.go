@@ -41,14 +41,9 @@ import (
 // topic with exactly its reference value; identical repeats are allowed,
 // nothing may be missing, partial or extra.
 //
-// The new cluster reloads the first one's data rather than starting empty:
-// an empty cluster creates the output topic with a new topic ID, and the
-// pinned franz-go (v1.21.1) keeps producing, with Produce v13, to the topic
-// ID it learned before, which the new cluster does not know (its metadata
-// refresh keeps a partition's buffered records, and their topic ID, when
-// the leader and leader epoch are unchanged): in such a run the pipeline
-// wrote nothing in the 2m40s it had left, and reported no error. That is a
-// topic deleted and recreated, not an outage.
+// The new cluster reloads the first one's data rather than starting empty,
+// as a restarted broker does; a topic deleted and created again is
+// TestOutputTopicRecreated.
 func TestOutputOutage(t *testing.T) {
 	// With checkpoints (the pipeline's default) input is committed once a
 	// checkpoint holds it, before its windows are written; without, only
