@@ -308,7 +308,8 @@ type lane struct {
 type flushMark struct {
 	seq      int64
 	frontier int64
-	pending  int
+	chunks   int // written
+	pending  int // not yet acknowledged
 }
 
 // outChunk is one output batch of a flush, or progress (flush nil).
@@ -924,6 +925,7 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	l.deadLetters = nil
 	for batch := range slices.Chunk(out, b.maxBatch) {
 		b.queue = append(b.queue, &outChunk{flush: mark, batch: batch})
+		mark.chunks++
 		mark.pending++
 	}
 	b.updateGauges()
@@ -1078,7 +1080,14 @@ func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
 	b.mu.Lock()
 	for len(l.flushes) > 0 && l.flushes[0].pending == 0 {
 		l.delivered, l.deliveredSeq = l.flushes[0].frontier, l.flushes[0].seq
+		emitted := l.flushes[0].chunks > 0
 		l.flushes = l.flushes[1:]
+		if emitted && b.checkpointEvery > 0 {
+			// The next checkpoint is due at once: until one holds
+			// the delivered windows as closed, a takeover emits
+			// them again.
+			l.changed, l.nextCheckpoint = true, time.Time{}
+		}
 	}
 	target, deliveredSeq := l.delivered, l.deliveredSeq
 	waiting := len(l.held) > 0 && l.held[0].closeAt <= target

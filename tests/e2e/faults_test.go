@@ -39,10 +39,10 @@ import (
 // while it joins: the pinned kfake can corrupt the group when a member dies
 // during a rebalance.
 //
-// It takes about 7 minutes, bounded at 9 (each SIGKILL costs the 10s session
-// timeout before the next instance gets the partitions, each later flush the
-// 15s partition_discovery, each SIGTERM the 10s shutdown_timeout), so it runs
-// only with E2E_FAULTS=1, as .ci/run does. E2E_SEED repeats a run's data,
+// It takes several minutes, bounded at 9 (a restart takes over the killed
+// instance's static membership at once; an instance killed in the middle of
+// a rebalance costs the 10s session timeout), so it runs only with
+// E2E_FAULTS=1, as .ci/run does. E2E_SEED repeats a run's data,
 // order of interruptions and delays.
 func TestFaultInjection(t *testing.T) {
 	if os.Getenv("E2E_FAULTS") != "1" {
@@ -196,7 +196,8 @@ type faultMoment struct {
 
 // faultLimit bounds each wait for a condition: an instance gets its
 // partitions within the 10s session timeout of the one killed before it,
-// and closes its first windows 15s (partition_discovery) after that.
+// and closes its first windows once every partition has delivered or been
+// quiet for the idle timeout (15s).
 const faultLimit = 45 * time.Second
 
 // await waits for a moment of the given kind in the life of p and returns
