@@ -329,6 +329,8 @@ type procSpec struct {
 	// env, when not nil, is the pipeline's own environment instead of
 	// cfg.env (see pipelineConfig.env).
 	env []string
+	// set overrides fields of the pipeline (`run --set path=value`).
+	set []string
 }
 
 // startProc starts a process as start does, with the given variations.
@@ -372,6 +374,9 @@ func (e *testEnv) startProc(spec procSpec) *process {
 		}
 	}
 	args := []string{"run"}
+	for _, s := range spec.set {
+		args = append(args, "--set", s)
+	}
 	if e.cfg.outputBrokers != "" {
 		args = append(args, "--set", "output.kafka.seed_brokers="+e.cfg.outputBrokers)
 	}
