@@ -12,6 +12,8 @@ import (
 	"context"
 	"os"
 	"runtime/debug"
+	"strconv"
+	"strings"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
 
@@ -23,6 +25,35 @@ import (
 	_ "github.com/monasca-connect/monasca-connect/plugins/prometheus"
 )
 
+// limitMemory sets the Go runtime's soft memory limit to 90 % of the
+// container's memory limit (cgroup v2 memory.max, or v1
+// memory.limit_in_bytes) when GOMEMLIMIT is not set. Without it the heap
+// may grow to twice what is live before the collector runs, and a pod
+// limited to 256 MiB can be killed while its live data is a third of that.
+// Outside a container with a limit nothing changes.
+func limitMemory() {
+	if _, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+		return
+	}
+	if limit, ok := containerMemoryLimit("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"); ok {
+		debug.SetMemoryLimit(limit / 10 * 9)
+	}
+}
+
+// containerMemoryLimit reads the memory limit from the first of the cgroup
+// files that exists; "max" or an absurdly high value means none.
+func containerMemoryLimit(paths ...string) (int64, bool) {
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		limit, err := strconv.ParseInt(strings.TrimSpace(string(raw)), 10, 64)
+		return limit, err == nil && limit > 0 && limit < 1<<60
+	}
+	return 0, false
+}
+
 // Version and DateBuilt are set at build time with
 // -ldflags "-X main.Version=... -X main.DateBuilt=...".
 var (
@@ -32,6 +63,7 @@ var (
 
 func main() {
 	defaultInstanceID()
+	limitMemory()
 	service.RunCLI(context.Background(), cliOptions()...)
 }
 

@@ -118,3 +118,26 @@ func TestNoConnectModule(t *testing.T) {
 		t.Error("go.mod requires github.com/redpanda-data/connect")
 	}
 }
+
+// TestContainerMemoryLimit: the cgroup limit is read from the first file
+// that exists; "max" and cgroup v1's "unlimited" value mean none.
+func TestContainerMemoryLimit(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	v2, max, v1 := write("v2", "268435456\n"), write("max", "max\n"), write("v1", "9223372036854771712\n")
+	missing := filepath.Join(dir, "missing")
+	if got, ok := containerMemoryLimit(missing, v2); !ok || got != 256<<20 {
+		t.Errorf("v2 limit: %d, %v", got, ok)
+	}
+	for _, p := range []string{max, v1, missing} {
+		if got, ok := containerMemoryLimit(p); ok {
+			t.Errorf("%s: limit %d, want none", filepath.Base(p), got)
+		}
+	}
+}

@@ -340,8 +340,15 @@ func optionalString(conf *service.ParsedConfig, name string) (string, error) {
 }
 
 // newEngine builds an engine for c with the given clock (nil: time.Now).
-func (c *aggregationConfig) newEngine(clock func() time.Time) (*windowagg.Engine, error) {
+// newEngine returns an engine of the configuration. With assigned, the
+// engine's sources are the input's partitions, which the input reports and
+// the lane expects before they deliver, so the discovery hold (the fallback
+// for inputs that do not) is off.
+func (c *aggregationConfig) newEngine(clock func() time.Time, assigned bool) (*windowagg.Engine, error) {
 	cfg := c.engine
 	cfg.Clock = clock
+	if assigned {
+		cfg.Discovery = 0
+	}
 	return windowagg.New(cfg, c.rules)
 }

@@ -73,9 +73,10 @@ type foldStats struct {
 	replayed   *service.MetricCounter
 	ownOutput  *service.MetricCounter
 	openSeries *service.MetricGauge
+	specs      *specStats
 }
 
-func newFoldStats(m *service.Metrics) *foldStats {
+func newFoldStats(m *service.Metrics, rules []windowagg.Rule) *foldStats {
 	return &foldStats{
 		received:   m.NewCounter("monasca_metrics_received_total"),
 		invalid:    m.NewCounter("monasca_metrics_invalid_total", "reason"),
@@ -86,6 +87,7 @@ func newFoldStats(m *service.Metrics) *foldStats {
 		replayed:   m.NewCounter("monasca_metrics_replayed_total"),
 		ownOutput:  m.NewCounter("monasca_metrics_own_output_skipped_total"),
 		openSeries: m.NewGauge("monasca_open_series"),
+		specs:      newSpecStats(m, rules),
 	}
 }
 
@@ -238,6 +240,7 @@ func (f *folder) record(c *foldCounts) {
 	s.late.Incr(c.late)
 	s.replayed.Incr(c.replayed)
 	s.ownOutput.Incr(c.ownOutput)
+	s.specs.record(f.engine)
 }
 
 // messageSource names the partition a message was read from, from the

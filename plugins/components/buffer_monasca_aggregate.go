@@ -27,6 +27,7 @@ const (
 	mabFieldPartialsPartitions = "partials_partitions"
 	mabFieldProgressInterval   = "progress_interval"
 	mabFieldCheckpoint         = "checkpoint_interval"
+	mabFieldStartTime          = "start_time"
 )
 
 // Values of stage.
@@ -101,7 +102,16 @@ watermark until they deliver or stay quiet for `+"`idle_timeout`"+`.
 `+"`monasca_metrics_unmatched_total`"+`, `+"`monasca_metrics_late_total`"+`, `+"`monasca_metrics_corrected_total`"+`, `+"`monasca_metrics_replayed_total`"+`,
 `+"`monasca_metrics_own_output_skipped_total`"+`, `+"`monasca_aggregates_emitted_total`"+`, `+"`monasca_aggregates_invalid_total`"+`, `+"`monasca_output_retries_total`"+`,
 `+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+`, `+"`monasca_partitions_missing`"+` (stage single: partitions of the input's topics another member holds) and
-`+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages).
+`+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages). Per specification, labelled `+"`spec`"+` with its name:
+`+"`monasca_spec_matched_total`"+` (metrics folded into its open windows), `+"`monasca_spec_corrected_total`"+`, `+"`monasca_spec_late_total`"+`,
+`+"`monasca_spec_series_limit_total`"+` (metrics it rejected for `+"`max_series_per_window`"+`) and `+"`monasca_spec_open_series`"+`. A metric that
+several specifications take counts once in the totals and once for each of them.
+
+== Status page
+
+The pipeline's HTTP server serves `+"`/status`"+`, a plain HTML page, and the same as JSON at `+"`/status.json`"+`: the specifications with
+their open series and counts, every input partition's latest event time, its lag behind the newest and its input offset, the open
+windows with the time each closes at, the last checkpoint, and in stage `+"`merge`"+` every stage-one partition's progress.
 
 == Scale-out
 
@@ -139,6 +149,9 @@ be killed at any moment.
 			service.NewStringField(mabFieldStateKey).
 				Description("The key under which the frontier is saved. Instances that consume different inputs need different keys.").
 				Default("monasca-aggregate"),
+			service.NewStringField(mabFieldStartTime).
+				Description("For a cut-over from another aggregator (see docs/migrating.md): RFC 3339 time from which windows are computed when nothing is saved yet. Windows that end at or before it are taken as published by the aggregator replaced, and their metrics are skipped (counted as replayed): the input's `start_time` selects records by the time they were written, so a metric measured just before the cut but written after it would otherwise publish a partial value of the last window before it. Use the window boundary the input's `start_time` names. Empty: off.").
+				Default(""),
 			service.NewDurationField(mabFieldCheckpoint).
 				Description("With a store, how often the whole aggregation state (open windows, watermark, emitted frontier and the input offsets it holds) is saved there. Input is acknowledged once a checkpoint holds it, so a restart replays at most this much input and skips what the checkpoint already holds, instead of replaying every open window's input; held input, and with it memory, stays within this much input. A checkpoint costs about 45 bytes per open series. `0s` saves only the frontier and holds input until its windows are delivered.").
 				Default("5s"),
@@ -230,6 +243,7 @@ type aggregateBuffer struct {
 	progressEvery   time.Duration
 	nextProgress    time.Time
 	checkpointEvery time.Duration // zero: frontier only
+	startMs         int64         // windows ending at or before it are not computed; 0: off
 
 	retries       *service.MetricCounter
 	heldGauge     *service.MetricGauge
@@ -264,6 +278,7 @@ type aggregateBuffer struct {
 	queue      []*outChunk // messages ready for the output, retries first
 	lanes      map[windowagg.Source]*lane
 	laneOrder  []*lane // lanes in the order they appeared
+	specOpen   []int64 // scratch of setSpecGauges
 
 	settleMu  sync.Mutex // serialises saving frontiers and releasing acks
 	restoreMu sync.Mutex // serialises restores
@@ -297,6 +312,7 @@ type lane struct {
 	pending        []byte
 	taken          int64
 	savedCkpt      int64
+	lastSaved      savedCheckpoint // for the status page
 
 	// leaving is set once the lane's partitions are revoked: it folds and
 	// closes nothing more while its last state is saved.
@@ -397,11 +413,11 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		ac.input, ac.converter = inputStates, nil
 	}
 	// Fail at start-up, not at the first message, on rules the engine refuses.
-	engine, err := ac.newEngine(clock)
+	engine, err := ac.newEngine(clock, false)
 	if err != nil {
 		return nil, err
 	}
-	b.folder = newFolder(engine, ac, newFoldStats(mgr.Metrics()), newInvalidLog(mgr.Logger()))
+	b.folder = newFolder(engine, ac, newFoldStats(mgr.Metrics(), ac.rules), newInvalidLog(mgr.Logger()))
 	if b.checkEvery, err = conf.FieldDuration(mabFieldCheckInterval); err != nil {
 		return nil, err
 	}
@@ -427,6 +443,9 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 			return nil, err
 		}
 	}
+	if b.startMs, err = startTime(conf); err != nil {
+		return nil, err
+	}
 	if b.stateCache != "" && b.stateStore != "" {
 		return nil, fmt.Errorf("set %s or %s, not both", mabFieldStateStore, mabFieldStateCache)
 	}
@@ -441,7 +460,21 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 	}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.hub.Listen(b.ctx, partitionEvents{b})
+	registerStatusPage(mgr, b)
 	return b, nil
+}
+
+// startTime parses start_time into epoch milliseconds, 0 when empty.
+func startTime(conf *service.ParsedConfig) (int64, error) {
+	raw, err := conf.FieldString(mabFieldStartTime)
+	if err != nil || raw == "" {
+		return 0, err
+	}
+	t, err := time.Parse(time.RFC3339, raw)
+	if err != nil || t.UnixMilli() <= 0 {
+		return 0, fmt.Errorf("%s: %q is not an RFC 3339 time after 1970 (e.g. 2026-12-06T15:00:00Z)", mabFieldStartTime, raw)
+	}
+	return t.UnixMilli(), nil
 }
 
 // persistent reports whether the buffer saves its state.
@@ -494,7 +527,7 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 	if l := b.lanes[src]; l != nil {
 		return l, nil
 	}
-	engine, err := b.config.newEngine(b.clock)
+	engine, err := b.config.newEngine(b.clock, b.stage == stageSingle && b.hub.Published())
 	if err != nil {
 		return nil, err
 	}
@@ -504,6 +537,9 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 		applied: map[windowagg.Source]int64{},
 	}
 	l.restored.Store(!b.persistent())
+	if !b.persistent() && b.startMs != 0 {
+		engine.Restore(b.startMs + b.config.engine.Lag.Milliseconds()) // as restoreLane does
+	}
 	if b.stage != stageSingle {
 		l.stateKey = fmt.Sprintf("%s/%s/%d", b.stateKey, src.Stream, src.Partition)
 	}
@@ -558,6 +594,14 @@ func (b *aggregateBuffer) restoreLane(ctx context.Context, l *lane) error {
 	defer b.mu.Unlock()
 	defer b.expectHeld(l)
 	if !found {
+		if b.startMs != 0 {
+			// Closing at or before the start plus the lag means ending at
+			// or before the start.
+			l.engine.Restore(b.startMs + b.config.engine.Lag.Milliseconds())
+			b.log.Infof("No saved window state under %q: starting with the windows after %s", l.stateKey,
+				time.UnixMilli(b.startMs).UTC().Format(time.RFC3339))
+			return nil
+		}
 		b.log.Infof("No saved window state under %q: starting fresh", l.stateKey)
 		return nil
 	}
@@ -813,6 +857,7 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 		}
 		b.mu.Lock()
 		now := b.clock()
+		b.setSpecGauges()
 		if b.outputIdle() {
 			closing := !b.stopping && b.complete()
 			for _, l := range b.laneOrder {
@@ -1100,6 +1145,7 @@ func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
 		}
 		b.mu.Lock()
 		l.pending, l.savedCkpt = nil, taken
+		l.lastSaved = savedCheckpoint{at: b.clock(), bytes: len(pending)}
 		b.mu.Unlock()
 	}
 

@@ -407,3 +407,25 @@ func TestBufferClosesNoWindowOnceStopping(t *testing.T) {
 		t.Fatal("input of an open window acknowledged while stopping")
 	}
 }
+
+// TestStartTimeSkipsWindowsBeforeIt: with start_time, a fresh buffer
+// computes only the windows that end after it; metrics of earlier windows
+// (written to Kafka after the cut, measured before it) are skipped as
+// replayed, not published as partial values.
+func TestStartTimeSkipsWindowsBeforeIt(t *testing.T) {
+	for _, store := range []string{"", "state_cache: state\nstate_key: group-a\n"} {
+		clock := newTestClock(t0 + 23_000)
+		b := newTestBuffer(t, clock, store+"start_time: 2024-01-01T00:00:10Z", service.MockResourcesOptAddCache("state"))
+		before := write(t, b, envelope("cpu", "h1", t0+9_000, 5))
+		write(t, b, envelope("cpu", "h1", t0+11_000, 1), envelope("cpu", "h1", t0+22_500, 1))
+		out, ack := readOne(t, b, "the window after the start")
+		_ = ack(context.Background(), nil)
+		raw, _ := out.AsBytes()
+		if !strings.Contains(string(raw), fmt.Sprintf(`"timestamp":%d`, t0+10_000)) || !strings.Contains(string(raw), `"value":1`) {
+			t.Fatalf("%q: want the window from t0+10s with value 1, got %s", store, raw)
+		}
+		if !before.acked() {
+			t.Fatalf("%q: the metric before the start was not skipped", store)
+		}
+	}
+}

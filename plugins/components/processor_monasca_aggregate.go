@@ -57,12 +57,12 @@ func newAggregateProcessorFromConfig(conf *service.ParsedConfig, mgr *service.Re
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ac.newEngine(nil); err != nil {
+	if _, err := ac.newEngine(nil, false); err != nil {
 		return nil, err
 	}
 	return &aggregateProcessor{
 		config:  ac,
-		stats:   newFoldStats(mgr.Metrics()),
+		stats:   newFoldStats(mgr.Metrics(), ac.rules),
 		log:     newInvalidLog(mgr.Logger()),
 		encoder: newEncoder(ac.output, mgr),
 	}, nil
@@ -72,7 +72,7 @@ func newAggregateProcessorFromConfig(conf *service.ParsedConfig, mgr *service.Re
 func (p *aggregateProcessor) ProcessBatch(_ context.Context, batch service.MessageBatch) ([]service.MessageBatch, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	engine, err := p.config.newEngine(nil)
+	engine, err := p.config.newEngine(nil, false)
 	if err != nil {
 		return nil, err
 	}

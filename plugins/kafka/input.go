@@ -23,6 +23,7 @@ const (
 	inFieldConsumerGroup          = "consumer_group"
 	inFieldInstanceID             = "instance_id"
 	inFieldStartOffset            = "start_offset"
+	inFieldStartTime              = "start_time"
 	inFieldFetchMaxBytes          = "fetch_max_bytes"
 	inFieldFetchMinBytes          = "fetch_min_bytes"
 	inFieldFetchMaxPartitionBytes = "fetch_max_partition_bytes"
@@ -51,7 +52,7 @@ func inputSpec() *service.ConfigSpec {
 		Categories("Services").
 		Summary("Reads records from Kafka topics as a consumer group, one partition per batch, and commits each partition's acknowledged prefix.").
 		Description(`
-Delivery is at least once. Each batch holds records of one partition in offset order. The input commits, per partition, the offset after the longest run of acknowledged batches from the last commit on (the acknowledged prefix): every `+"`commit_period`"+`, when partitions are revoked and when the input closes. A batch acknowledged after one that is not waits for it, so a restart or a new owner reads again from the oldest unacknowledged batch, and may deliver later, already acknowledged batches twice. A group without committed offsets starts at `+"`start_offset`"+`.
+Delivery is at least once. Each batch holds records of one partition in offset order. The input commits, per partition, the offset after the longest run of acknowledged batches from the last commit on (the acknowledged prefix): every `+"`commit_period`"+`, when partitions are revoked and when the input closes. A batch acknowledged after one that is not waits for it, so a restart or a new owner reads again from the oldest unacknowledged batch, and may deliver later, already acknowledged batches twice. A partition without a committed offset starts at `+"`start_time`"+` when it is set, else at `+"`start_offset`"+`; a partition with one resumes from it, whatever these say.
 
 The input keeps no record after it hands a batch on: it keeps only the batch's offsets until the batch is acknowledged. A component that holds acknowledgements for a long time (a windowing buffer) therefore costs the input memory per batch, not per record. `+"`checkpoint_limit`"+` bounds the work in flight per partition: when that many records are handed on from the oldest unacknowledged one on, fetching of the partition pauses until acknowledgements bring it below the limit.
 
@@ -91,8 +92,12 @@ Each message has:
 				startEarliest: "The oldest record the partition still has.",
 				startLatest:   "The next record produced after the group starts.",
 			}).
-				Description("Where a partition without a committed offset starts.").
+				Description("Where a partition without a committed offset starts, unless `start_time` is set, and where one whose committed offset is no longer in the log resumes.").
 				Default(startEarliest),
+			service.NewStringField(inFieldStartTime).
+				Description("An RFC 3339 time: a partition without a committed offset starts at its first record whose Kafka timestamp is at or after it, or at its end when it has none (Kafka's offset lookup by time), instead of at `start_offset`. A partition with a committed offset resumes from the commit and ignores it, so it matters only to a new consumer group, such as one taking over from another consumer at a known time. Empty: off.").
+				Example("2026-12-06T15:00:00Z").
+				Default(""),
 			service.NewStringAnnotatedEnumField(inFieldBalancer, map[string]string{
 				balancerCooperativeSticky: "Spreads the partitions over the members, moving as few as possible when members come or go; a rebalance revokes only partitions that move.",
 				balancerSingleOwner:       "Gives every partition to one member; the others are hot standbys, and one of them takes everything over when the owner leaves the group. A standby that joins moves nothing. Use it for an aggregation that must see all partitions of its topics in one instance.",
@@ -268,6 +273,25 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 	default:
 		return nil, fmt.Errorf("%s: %q is neither %s nor %s", inFieldStartOffset, s, startEarliest, startLatest)
 	}
+	// start_time moves only where a partition without a commit starts: a
+	// committed offset that is no longer in the log still resets to
+	// start_offset.
+	first := start
+	switch s, err := conf.FieldString(inFieldStartTime); {
+	case err != nil:
+		return nil, err
+	case s != "":
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %q is not an RFC 3339 time such as 2026-12-06T15:00:00Z: %w", inFieldStartTime, s, err)
+		}
+		// Negative milliseconds are the special offsets of the
+		// protocol's lookup (-1 the end, -2 the start).
+		if t.UnixMilli() < 0 {
+			return nil, fmt.Errorf("%s: %s is before 1970, where Kafka timestamps begin", inFieldStartTime, s)
+		}
+		first = kgo.NewOffset().AfterMilli(t.UnixMilli())
+	}
 	var balancer kgo.GroupBalancer
 	switch b, err := conf.FieldString(inFieldBalancer); {
 	case err != nil:
@@ -284,6 +308,7 @@ func newInput(conf *service.ParsedConfig, mgr *service.Resources) (*input, error
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(in.topics...),
 		kgo.Balancers(balancer),
+		kgo.ConsumeStartOffset(first),
 		kgo.ConsumeResetOffset(start),
 		// The input commits what is acknowledged; franz-go would commit
 		// what was polled.
@@ -392,7 +417,7 @@ func (in *input) Connect(ctx context.Context) error {
 	// Consume only once the stream's other components can keep what is
 	// consumed (the aggregation's state store is reachable): input they
 	// cannot acknowledge would be held in vain, and /ready says why.
-	if err := in.hub.Check(ctx); err != nil {
+	if err := in.awaitComponents(ctx); err != nil {
 		return fmt.Errorf("waiting for the stream's components: %w", err)
 	}
 	cl, err := kgo.NewClient(in.clientOpts()...)
@@ -417,6 +442,28 @@ func (in *input) Connect(ctx context.Context) error {
 	in.mu.Unlock()
 	return nil
 }
+
+// awaitComponents waits up to componentWait for the stream's components to
+// be ready: a state store reads its topic at start-up, and failing at once
+// would cost a connect back-off and an error line on every normal start.
+func (in *input) awaitComponents(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, componentWait)
+	defer cancel()
+	for {
+		err := in.hub.Check(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// componentWait bounds awaitComponents.
+const componentWait = 10 * time.Second
 
 // ReadBatch returns the next batch: a nacked batch read again first, else
 // records of the partitions in turn, so that one partition's backlog does

@@ -308,8 +308,9 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	}
 	recs := make([]*kgo.Record, 0, len(batch))
 	indexes := make([]int, 0, len(batch))
+	fields := o.executors(batch)
 	for i := range batch {
-		r, err := o.record(batch, i)
+		r, err := o.record(batch, i, fields)
 		if err != nil {
 			fail(i, fmt.Errorf("message %d: %w", i, err))
 			continue
@@ -371,24 +372,48 @@ func produceAll(ctx context.Context, cl *kgo.Client, recs []*kgo.Record) ([]erro
 	}
 }
 
-func (o *output) record(batch service.MessageBatch, i int) (*kgo.Record, error) {
+// batchExecutors are a batch's interpolations, one per field set. Made
+// once per batch: MessageBatch.TryInterpolated* copies the batch on every
+// call, which made a batch's cost grow with the square of its size.
+type batchExecutors struct {
+	topic, key, partition, timestamp *service.MessageBatchInterpolationExecutor
+}
+
+func (o *output) executors(batch service.MessageBatch) batchExecutors {
+	var e batchExecutors
+	if o.static == "" {
+		e.topic = batch.InterpolationExecutor(o.topic)
+	}
+	if o.key != nil {
+		e.key = batch.InterpolationExecutor(o.key)
+	}
+	if o.partition != nil {
+		e.partition = batch.InterpolationExecutor(o.partition)
+	}
+	if o.timestamp != nil {
+		e.timestamp = batch.InterpolationExecutor(o.timestamp)
+	}
+	return e
+}
+
+func (o *output) record(batch service.MessageBatch, i int, e batchExecutors) (*kgo.Record, error) {
 	value, err := batch[i].AsBytes()
 	if err != nil {
 		return nil, err
 	}
 	r := &kgo.Record{Topic: o.static, Value: value}
-	if r.Topic == "" {
-		if r.Topic, err = batch.TryInterpolatedString(i, o.topic); err != nil {
+	if e.topic != nil {
+		if r.Topic, err = e.topic.TryString(i); err != nil {
 			return nil, fmt.Errorf("%s: %w", fieldWriteTopic, err)
 		}
 	}
-	if o.key != nil {
-		if r.Key, err = batch.TryInterpolatedBytes(i, o.key); err != nil {
+	if e.key != nil {
+		if r.Key, err = e.key.TryBytes(i); err != nil {
 			return nil, fmt.Errorf("%s: %w", outputFieldKey, err)
 		}
 	}
-	if o.partition != nil {
-		s, err := batch.TryInterpolatedString(i, o.partition)
+	if e.partition != nil {
+		s, err := e.partition.TryString(i)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", outputFieldPartition, err)
 		}
@@ -398,8 +423,8 @@ func (o *output) record(batch service.MessageBatch, i int) (*kgo.Record, error) 
 		}
 		r.Partition = int32(p)
 	}
-	if o.timestamp != nil {
-		s, err := batch.TryInterpolatedString(i, o.timestamp)
+	if e.timestamp != nil {
+		s, err := e.timestamp.TryString(i)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", outputFieldTimestampMs, err)
 		}

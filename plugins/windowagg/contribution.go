@@ -58,10 +58,14 @@ func (e *Engine) FlushStates(dst []SeriesState) ([]SeriesState, int64) {
 // closed one that changed, and Late otherwise; Replayed among Late when the
 // source had already reported the window delivered, or the state equals
 // the one the closed window holds. It fails for a state that does not fit
-// the engine's rules.
-func (e *Engine) Contribute(src Source, offset int64, s *SeriesState) (AddResult, error) {
-	var res AddResult
+// the engine's rules. The outcome is counted for the rule (TakeRuleCounts).
+func (e *Engine) Contribute(src Source, offset int64, s *SeriesState) (res AddResult, err error) {
 	r := e.named[s.Rule]
+	defer func() {
+		if err == nil && r != nil {
+			r.counts.add(&res)
+		}
+	}()
 	switch {
 	case !e.cfg.Contributions:
 		return res, fmt.Errorf("the engine does not take contributions")

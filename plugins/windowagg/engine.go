@@ -179,6 +179,9 @@ type ruleState struct {
 	windows map[int64]*window
 	// closed keeps emitted windows for Config.AllowedLateness.
 	closed map[int64]*window
+	// counts are what Add and Contribute did for this rule since the
+	// last TakeRuleCounts.
+	counts RuleCounts
 }
 
 // window holds the series of one rule in one window. Series live in
@@ -272,7 +275,7 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 }
 
 // Add folds m, read from input source src, into the window of every rule it
-// matches.
+// matches, and counts the outcome per rule (TakeRuleCounts).
 func (e *Engine) Add(src Source, m *monasca.Metric) AddResult {
 	return e.add(src, m, Partial{Records: 1, FirstTime: m.Timestamp, FirstValue: m.Value, LastTime: m.Timestamp, LastValue: m.Value})
 }
@@ -309,8 +312,12 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		}
 		start := floorDiv(m.Timestamp, r.size) * r.size
 		closeAt := start + r.size + e.lag
+		late := res.Late - res.Replayed
 		w := e.windowFor(r, start, closeAt, &res)
 		if w == nil {
+			if res.Late-res.Replayed > late {
+				r.counts.Late++ // a replay of emitted input is not late
+			}
 			continue
 		}
 		tenant := m.TenantID
@@ -321,6 +328,7 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		idx, ok := w.index[string(e.keyBuf)]
 		if !ok && e.cfg.MaxSeries > 0 && int(w.n) >= e.cfg.MaxSeries {
 			res.Rejected++
+			r.counts.Rejected++
 			continue
 		}
 		if !ok {
@@ -332,9 +340,11 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		if closeAt <= e.frontier {
 			w.dirty = true
 			res.Corrected++
+			r.counts.Corrected++
 			continue
 		}
 		res.Matched++
+		r.counts.Matched++
 		res.CloseAt = max(res.CloseAt, closeAt)
 	}
 	return res

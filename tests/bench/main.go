@@ -144,6 +144,7 @@ func main() {
 	bin := flag.String("bin", "", "a prebuilt monasca-connect binary (default: build one)")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the aggregation run's first 5 seconds to this file")
 	flag.StringVar(&heapProfile, "heapprofile", "", "write a heap profile of the aggregation run, taken near its peak RSS, to this file")
+	flag.StringVar(&goMemLimit, "gomemlimit", "", "GOMEMLIMIT of the monasca-connect processes (e.g. 230MiB, as in a container limited to 256 MiB); default: none")
 	stages := flag.Bool("stages", false, "also run the two scale-out stages, one instance each")
 	recovery := flag.Bool("recovery", false, "measure the recovery of a 1h window after a SIGKILL instead (see runRecovery)")
 	var ro recoveryOpts
@@ -245,8 +246,8 @@ func run(n int, window time.Duration, bin string, stages bool) error {
 	res.Ratio = res.MetricsPerSec / res.CeilingMetricsPerSec
 	res.StartupToReadyMs = float64(agg.ready.Microseconds()) / 1000
 
-	fmt.Printf("aggregation:  %d metrics in %.2f s = %.0f metrics/s, %.2f CPU-s per million, peak RSS %.0f MiB, %d aggregates, ready in %.0f ms\n",
-		n, res.Seconds, res.MetricsPerSec, res.CPUSecPerMillion, float64(res.PeakRSSBytes)/(1<<20), res.Aggregates, res.StartupToReadyMs)
+	fmt.Printf("aggregation:  %d metrics in %.2f s = %.0f metrics/s, %.2f CPU-s per million, peak RSS %.0f MiB, %d aggregates, %.0f late, ready in %.0f ms\n",
+		n, res.Seconds, res.MetricsPerSec, res.CPUSecPerMillion, float64(res.PeakRSSBytes)/(1<<20), res.Aggregates, agg.late, res.StartupToReadyMs)
 	fmt.Printf("read ceiling: %d metrics in %.2f s = %.0f metrics/s, %.2f CPU-s per million, peak RSS %.0f MiB (kafka input, drop output)\n",
 		n, res.CeilingSeconds, res.CeilingMetricsPerSec, res.CeilingCPUSecPerMilli, float64(res.CeilingPeakRSSBytes)/(1<<20))
 	fmt.Printf("ratio (aggregation / read ceiling): %.2f\n", res.Ratio)
@@ -366,6 +367,7 @@ type measurement struct {
 	cpu      float64       // user+system CPU seconds of the process
 	peakRSS  int64
 	produced int64
+	late     float64 // monasca_metrics_late_total: a backlog has none
 }
 
 // runSpec is one measured run.
@@ -387,11 +389,13 @@ func pipelineEnv(brokers, in, out, group, addr string) []string {
 }
 
 // measure runs one pipeline over the backlog until its consumer group has
-// committed every input offset, which the input does only for input
-// acknowledged, so only after the output acknowledged what was derived
-// from it. The time measured ends with the run's last effect: its last
-// output write, or with a drop output the last input read (acknowledged at
-// once), which the 1 s commit period would otherwise round up.
+// committed every input offset and, with an aggregation, it has closed
+// every window and its output holds all it emitted: input is acknowledged
+// once a checkpoint holds it, so it can be committed before the last
+// windows are written. The time measured ends with the run's last effect:
+// its last output write, or with a drop output the last input read
+// (acknowledged at once), which the 1 s commit period would otherwise round
+// up.
 func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 	var m measurement
 	addr, err := freeAddr()
@@ -432,7 +436,11 @@ func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 		}
 	}
 	if profile && cpuProfile != "" {
+		// The process runs until the profile is complete.
+		done := make(chan struct{})
+		defer func() { <-done }()
 		go func() {
+			defer close(done)
 			if err := fetchProfile(addr, "profile?seconds=5", cpuProfile); err != nil {
 				fmt.Fprintln(os.Stderr, "CPU profile:", err)
 			}
@@ -456,9 +464,9 @@ func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 			}
 		}
 		// A heap profile near the peak: taken again each time the RSS
-		// has grown by 16 MiB since the last.
+		// has grown by a quarter since the last.
 		if profile && heapProfile != "" {
-			if rss := statusBytes(p.cmd.Process.Pid, "VmRSS:"); rss > heapAt+16<<20 {
+			if rss := statusBytes(p.cmd.Process.Pid, "VmRSS:"); rss > heapAt+heapAt/4 {
 				heapAt = rss
 				if err := fetchProfile(addr, "heap", heapProfile); err != nil {
 					fmt.Fprintln(os.Stderr, "heap profile:", err)
@@ -466,11 +474,14 @@ func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 			}
 		}
 		committed, err := admin.FetchOffsets(ctx, r.group)
-		if err == nil && allCommitted(ends, committed) {
+		if err == nil && allCommitted(ends, committed) && (r.out == "" || flushed(addr, m.produced)) {
 			break
 		}
 	}
 	m.seconds = last.Sub(first).Seconds()
+	if r.out != "" {
+		m.late, _ = scrape(addr, "monasca_metrics_late_total")
+	}
 	m.cpu, m.peakRSS, err = processStats(p.cmd.Process.Pid)
 	if r.linger > 0 {
 		time.Sleep(r.linger)
@@ -507,6 +518,17 @@ func outputCount(ctx context.Context, admin *kadm.Client, topic string) int64 {
 		return 0
 	}
 	return sumOffsets(ends)
+}
+
+// flushed reports whether an aggregation has no open window and its output
+// topic holds (produced) every aggregate it emitted.
+func flushed(addr string, produced int64) bool {
+	open, err := scrape(addr, "monasca_open_series")
+	if err != nil || open > 0 {
+		return false
+	}
+	emitted, err := scrape(addr, "monasca_aggregates_emitted_total")
+	return err == nil && float64(produced) >= emitted
 }
 
 func allCommitted(ends kadm.ListedOffsets, committed kadm.OffsetResponses) bool {
@@ -1148,6 +1170,9 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// goMemLimit is the -gomemlimit flag.
+var goMemLimit string
+
 // proc is a running monasca-connect process.
 type proc struct {
 	cmd     *exec.Cmd
@@ -1164,6 +1189,9 @@ func startProc(ctx context.Context, bin, dir, logPath, addr string, args, env []
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
+	if goMemLimit != "" {
+		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+goMemLimit)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	p := &proc{cmd: cmd, addr: addr, log: logPath, started: time.Now(), exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {

@@ -64,6 +64,19 @@ func runBacklogOnce(t *testing.T, cfg pipelineConfig, windows, perWindow int) {
 		bad: map[string]int{"malformed_json": 5, "wrong_type": 4, "non_finite_value": 3, "missing_field": 2},
 	}
 	e, c, expected := backlog(ctx, t, cfg, w, newRand(t))
+	samples := runOnce(ctx, t, e, c, expected, w.bad)
+	// Within a partition no metric trails the latest before it by the lag
+	// (see workload.generate), so none may be dropped as late.
+	if late := sumSamples(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
+		t.Errorf("monasca_metrics_late_total = %v, want 0: the watermark passed metrics of partitions not yet read", late)
+	}
+}
+
+// runOnce runs the pipeline over the backlog e holds until it has drained,
+// checks the outputs against expected and the invalid input counted by
+// reason against invalid, and returns the pipeline's metrics.
+func runOnce(ctx context.Context, t *testing.T, e *testEnv, c *collector, expected map[aggID]expectedAgg, invalid map[string]int) []promSample {
+	t.Helper()
 	started := time.Now()
 	p := e.start()
 	if e.waitDrained(ctx, c) {
@@ -76,22 +89,18 @@ func runBacklogOnce(t *testing.T, cfg pipelineConfig, windows, perWindow int) {
 		t.Fatalf("scraping metrics: %v", err)
 	}
 	logCounters(t, samples)
-	gotInvalid := sumSamples(samples, "monasca_metrics_invalid_total", "reason")
-	for reason, n := range w.bad {
-		if gotInvalid[reason] != float64(n) {
-			t.Errorf("monasca_metrics_invalid_total{reason=%q} = %v, want %d", reason, gotInvalid[reason], n)
+	got := sumSamples(samples, "monasca_metrics_invalid_total", "reason")
+	for _, reason := range slices.Sorted(maps.Keys(invalid)) {
+		if got[reason] != float64(invalid[reason]) {
+			t.Errorf("monasca_metrics_invalid_total{reason=%q} = %v, want %d", reason, got[reason], invalid[reason])
 		}
 	}
-	for reason, n := range gotInvalid {
-		if _, ok := w.bad[reason]; !ok && n != 0 {
+	for reason, n := range got {
+		if _, ok := invalid[reason]; !ok && n != 0 {
 			t.Errorf("monasca_metrics_invalid_total{reason=%q} = %v, want 0", reason, n)
 		}
 	}
-	// Within a partition no metric trails the latest before it by the lag
-	// (see workload.generate), so none may be dropped as late.
-	if late := sumSamples(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
-		t.Errorf("monasca_metrics_late_total = %v, want 0: the watermark passed metrics of partitions not yet read", late)
-	}
+	return samples
 }
 
 // restartConfig is the pipeline configuration of the tests that stop and
