@@ -51,11 +51,22 @@ type encoder struct {
 }
 
 func newEncoder(c outputConfig, res *service.Resources) *encoder {
-	return &encoder{
+	e := &encoder{
 		outputConfig: c,
 		emitted:      res.Metrics().NewCounter("monasca_aggregates_emitted_total"),
 		invalid:      res.Metrics().NewCounter("monasca_aggregates_invalid_total"),
 		log:          &invalidLog{log: res.Logger(), every: 10 * time.Second, what: "aggregate the Monasca API would reject"},
+	}
+	exportAtZero(e.emitted, e.invalid)
+	return e
+}
+
+// exportAtZero makes counters appear at 0 from the start: a counter that
+// first appears at 1 shows Prometheus no increase, and an alert on its
+// rate misses the first event.
+func exportAtZero(counters ...*service.MetricCounter) {
+	for _, c := range counters {
+		c.Incr(0)
 	}
 }
 

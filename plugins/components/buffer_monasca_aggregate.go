@@ -100,7 +100,7 @@ watermark until they deliver or stay quiet for `+"`idle_timeout`"+`.
 
 `+"`monasca_metrics_received_total`"+`, `+"`monasca_metrics_invalid_total{reason}`"+`, `+"`monasca_metrics_aggregated_total`"+`,
 `+"`monasca_metrics_unmatched_total`"+`, `+"`monasca_metrics_late_total`"+`, `+"`monasca_metrics_corrected_total`"+`, `+"`monasca_metrics_replayed_total`"+`,
-`+"`monasca_metrics_own_output_skipped_total`"+`, `+"`monasca_aggregates_emitted_total`"+`, `+"`monasca_aggregates_invalid_total`"+`, `+"`monasca_output_retries_total`"+`,
+`+"`monasca_metrics_own_output_skipped_total`"+`, `+"`monasca_aggregates_emitted_total`"+`, `+"`monasca_aggregates_invalid_total`"+`, `+"`monasca_output_retries_total`"+`, `+"`monasca_checkpoint_failures_total`"+`,
 `+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+`, `+"`monasca_partitions_missing`"+` (stage single: partitions of the input's topics another member holds) and
 `+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages). Per specification, labelled `+"`spec`"+` with its name:
 `+"`monasca_spec_matched_total`"+` (metrics folded into its open windows), `+"`monasca_spec_corrected_total`"+`, `+"`monasca_spec_late_total`"+`,
@@ -246,6 +246,7 @@ type aggregateBuffer struct {
 	startMs         int64         // windows ending at or before it are not computed; 0: off
 
 	retries       *service.MetricCounter
+	saveFailures  *service.MetricCounter // saves of checkpoints or frontiers
 	heldGauge     *service.MetricGauge
 	frontierGauge *service.MetricGauge
 	missingGauge  *service.MetricGauge
@@ -378,6 +379,7 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		wake:          make(chan struct{}, 1),
 		lanes:         map[windowagg.Source]*lane{},
 		retries:       mgr.Metrics().NewCounter("monasca_output_retries_total"),
+		saveFailures:  mgr.Metrics().NewCounter("monasca_checkpoint_failures_total"),
 		heldGauge:     mgr.Metrics().NewGauge("monasca_held_input_batches"),
 		frontierGauge: mgr.Metrics().NewGauge("monasca_frontier_ms"),
 		missingGauge:  mgr.Metrics().NewGauge("monasca_partitions_missing"),
@@ -386,6 +388,7 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 		hub:           assignment.Of(mgr),
 		held:          map[windowagg.Source]bool{},
 	}
+	exportAtZero(b.retries, b.saveFailures)
 	if b.stage, err = conf.FieldString(mabFieldStage); err != nil {
 		return nil, err
 	}
@@ -1195,6 +1198,7 @@ func (b *aggregateBuffer) save(ctx context.Context, l *lane, value []byte) bool 
 		b.dropLane(l)
 		b.mu.Unlock()
 	default:
+		b.saveFailures.Incr(1)
 		b.log.Errorf("Saving the state %q failed, holding input until it succeeds: %v", l.stateKey, err)
 	}
 	return false
