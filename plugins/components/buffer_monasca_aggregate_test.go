@@ -30,8 +30,14 @@ aggregationSpecifications:
 
 func writeSpecs(t *testing.T) string {
 	t.Helper()
+	return writeSpecsText(t, testSpecs)
+}
+
+// writeSpecsText writes specifications to a file and returns its path.
+func writeSpecsText(t *testing.T, specs string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "specs.yaml")
-	if err := os.WriteFile(path, []byte(testSpecs), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(specs), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -93,6 +99,13 @@ func newTestBuffer(t *testing.T, clock *testClock, extra string, opts ...service
 // standing for successive runs share (a state cache).
 func newTestBufferOn(t *testing.T, clock *testClock, res *service.Resources, extra string) *aggregateBuffer {
 	t.Helper()
+	return newTestBufferWithSpecs(t, clock, res, writeSpecs(t), extra)
+}
+
+// newTestBufferWithSpecs is newTestBufferOn with the specifications file
+// at specsPath.
+func newTestBufferWithSpecs(t *testing.T, clock *testClock, res *service.Resources, specsPath, extra string) *aggregateBuffer {
+	t.Helper()
 	conf, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
 aggregation_specs: %s
 window_size: 10s
@@ -100,7 +113,7 @@ window_lag: 2s
 idle_timeout: 1m
 partition_discovery: 0s
 check_interval: 5ms
-%s`, writeSpecs(t), extra), nil)
+%s`, specsPath, extra), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

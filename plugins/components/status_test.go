@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -32,25 +30,7 @@ aggregationSpecifications:
 // newTwoSpecBuffer is newTestBufferOn with twoSpecs.
 func newTwoSpecBuffer(t *testing.T, clock *testClock, res *service.Resources, extra string) *aggregateBuffer {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "specs.yaml")
-	if err := os.WriteFile(path, []byte(twoSpecs), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
-aggregation_specs: %s
-window_size: 10s
-window_lag: 2s
-idle_timeout: 1m
-partition_discovery: 0s
-check_interval: 5ms
-%s`, path, extra), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := newAggregateBufferFromConfig(conf, res, clock.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := newTestBufferWithSpecs(t, clock, res, writeSpecsText(t, twoSpecs), extra)
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	return b
 }
