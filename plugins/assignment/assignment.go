@@ -124,20 +124,12 @@ func (h *Hub) Listen(ctx context.Context, l Listener) {
 	}
 }
 
-// Held returns the partitions held now and the partition count of every
-// consumed topic.
-func (h *Hub) Held() ([]Partition, map[string]int32) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.heldList(), h.topics
-}
-
 func (h *Hub) heldList() []Partition {
 	parts := make([]Partition, 0, len(h.held))
 	for p := range h.held {
 		parts = append(parts, p)
 	}
-	slices.SortFunc(parts, compare)
+	slices.SortFunc(parts, Compare)
 	return parts
 }
 
@@ -193,7 +185,8 @@ func (h *Hub) Stop(ctx context.Context) {
 	}
 }
 
-func compare(a, b Partition) int {
+// Compare orders partitions by topic, then partition number.
+func Compare(a, b Partition) int {
 	if a.Topic != b.Topic {
 		if a.Topic < b.Topic {
 			return -1

@@ -294,14 +294,6 @@ func partitionList(m map[string][]int32) []assignment.Partition {
 			parts = append(parts, assignment.Partition{Topic: topic, Partition: p})
 		}
 	}
-	slices.SortFunc(parts, func(a, b assignment.Partition) int {
-		if a.Topic != b.Topic {
-			if a.Topic < b.Topic {
-				return -1
-			}
-			return 1
-		}
-		return int(a.Partition - b.Partition)
-	})
+	slices.SortFunc(parts, assignment.Compare)
 	return parts
 }

@@ -203,7 +203,9 @@ timeout: 2s
 	if !errors.Is(err, kerr.UnknownTopicOrPartition) {
 		t.Errorf("got %v, want UNKNOWN_TOPIC_OR_PARTITION", err)
 	}
-	if took > 3*time.Second {
+	// Well below the caller's 30s: the write gave up at its own timeout
+	// rather than retrying until the caller's context ended.
+	if took > 15*time.Second {
 		t.Errorf("the write took %v with a 2s timeout", took)
 	}
 }
@@ -226,8 +228,8 @@ timeout: 1s
 	})
 	start := time.Now()
 	err := o.WriteBatch(edgeContext(t, 30*time.Second), edgeBatch("a"))
-	if took := time.Since(start); err == nil || took > 2*time.Second {
-		t.Fatalf("got %v after %v, want an error after the 1s timeout", err, took)
+	if took := time.Since(start); err == nil || took > 15*time.Second {
+		t.Fatalf("got %v after %v, want an error after the 1s timeout, not the caller's 30s", err, took)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("got %v, want a deadline error", err)
