@@ -22,8 +22,10 @@
 package assignment
 
 import (
+	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -187,13 +189,7 @@ func (h *Hub) Stop(ctx context.Context) {
 
 // Compare orders partitions by topic, then partition number.
 func Compare(a, b Partition) int {
-	if a.Topic != b.Topic {
-		if a.Topic < b.Topic {
-			return -1
-		}
-		return 1
-	}
-	return int(a.Partition - b.Partition)
+	return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
 }
 
 // PartitionCounter tells the partition count of an output topic, as the

@@ -116,7 +116,7 @@ func aggregationFields() []*service.ConfigField {
 			Description("A partition that has delivered nothing for this long no longer holds the watermark back; when every partition has been quiet this long, all open windows close. Keep it above the time a consumer needs to rejoin its group, and above the pipeline's shutdown_timeout, or a stopping or rejoining instance closes windows before it has read their data.").
 			Default("30s"),
 		service.NewDurationField(maFieldDiscovery).
-			Description("A fallback for inputs that do not report their partitions: after a partition delivers for the first time, windows are not closed on the watermark for this long, since Kafka starts serving the partitions of an assignment at slightly different moments and a watermark computed before all of them have delivered would declare the others' data late. The `kafka` input reports its assignment, and assigned partitions hold the watermark until they deliver (or stay quiet for `idle_timeout`), so it needs none.").
+			Description("A fallback for inputs that do not report their partitions: after a partition delivers for the first time, windows are not closed on the watermark for this long, since Kafka starts serving the partitions of an assignment at slightly different moments and a watermark computed before all of them have delivered would declare the others' data late. The `kafka` input reports its assignment, and assigned partitions hold the watermark until they deliver (or stay quiet for `idle_timeout`), so stage `single` needs none; stage `partials` has one source per lane; stage `merge` keeps it, since its sources are stage one's partitions, which no assignment reports.").
 			Default("2s").
 			Advanced(),
 		service.NewDurationField(maFieldMaxFuture).
@@ -339,11 +339,10 @@ func optionalString(conf *service.ParsedConfig, name string) (string, error) {
 	return conf.FieldString(name)
 }
 
-// newEngine builds an engine for c with the given clock (nil: time.Now).
-// newEngine returns an engine of the configuration. With assigned, the
-// engine's sources are the input's partitions, which the input reports and
-// the lane expects before they deliver, so the discovery hold (the fallback
-// for inputs that do not) is off.
+// newEngine returns an engine of c with the given clock (nil: time.Now).
+// With assigned, the engine's sources are the input's partitions, which the
+// input reports and the lane expects before they deliver, so the discovery
+// hold (the fallback for inputs that do not) is off.
 func (c *aggregationConfig) newEngine(clock func() time.Time, assigned bool) (*windowagg.Engine, error) {
 	cfg := c.engine
 	cfg.Clock = clock

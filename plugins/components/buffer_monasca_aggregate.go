@@ -101,7 +101,8 @@ watermark until they deliver or stay quiet for `+"`idle_timeout`"+`.
 `+"`monasca_metrics_received_total`"+`, `+"`monasca_metrics_invalid_total{reason}`"+`, `+"`monasca_metrics_aggregated_total`"+`,
 `+"`monasca_metrics_unmatched_total`"+`, `+"`monasca_metrics_late_total`"+`, `+"`monasca_metrics_corrected_total`"+`, `+"`monasca_metrics_replayed_total`"+`,
 `+"`monasca_metrics_own_output_skipped_total`"+`, `+"`monasca_aggregates_emitted_total`"+`, `+"`monasca_aggregates_invalid_total`"+`, `+"`monasca_output_retries_total`"+`, `+"`monasca_checkpoint_failures_total`"+`,
-`+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+`, `+"`monasca_partitions_missing`"+` (stage single: partitions of the input's topics another member holds) and
+`+"`monasca_open_series`"+`, `+"`monasca_held_input_batches`"+`, `+"`monasca_output_pending_batches`"+`, `+"`monasca_lanes_restoring`"+`,
+`+"`monasca_partitions_missing`"+` (stage single: partitions of the input's topics another member holds) and
 `+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages). Per specification, labelled `+"`spec`"+` with its name:
 `+"`monasca_spec_matched_total`"+` (metrics folded into its open windows), `+"`monasca_spec_corrected_total`"+`, `+"`monasca_spec_late_total`"+`,
 `+"`monasca_spec_series_limit_total`"+` (metrics it rejected for `+"`max_series_per_window`"+`) and `+"`monasca_spec_open_series`"+`. A metric that
@@ -280,6 +281,8 @@ type aggregateBuffer struct {
 	lanes      map[windowagg.Source]*lane
 	laneOrder  []*lane // lanes in the order they appeared
 	specOpen   []int64 // scratch of setSpecGauges
+	// nextSpecGauges is when setSpecGauges runs next.
+	nextSpecGauges time.Time
 
 	settleMu  sync.Mutex // serialises saving frontiers and releasing acks
 	restoreMu sync.Mutex // serialises restores
@@ -467,6 +470,17 @@ func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resou
 	return b, nil
 }
 
+// startAfterCut makes a fresh engine take every window ending at or before
+// start_time as published (closing at or before the start plus the lag
+// means ending at or before the start), and reports whether it did.
+func (b *aggregateBuffer) startAfterCut(e *windowagg.Engine) bool {
+	if b.startMs == 0 {
+		return false
+	}
+	e.Restore(b.startMs + b.config.engine.Lag.Milliseconds())
+	return true
+}
+
 // startTime parses start_time into epoch milliseconds, 0 when empty.
 func startTime(conf *service.ParsedConfig) (int64, error) {
 	raw, err := conf.FieldString(mabFieldStartTime)
@@ -540,8 +554,8 @@ func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
 		applied: map[windowagg.Source]int64{},
 	}
 	l.restored.Store(!b.persistent())
-	if !b.persistent() && b.startMs != 0 {
-		engine.Restore(b.startMs + b.config.engine.Lag.Milliseconds()) // as restoreLane does
+	if !b.persistent() {
+		b.startAfterCut(engine)
 	}
 	if b.stage != stageSingle {
 		l.stateKey = fmt.Sprintf("%s/%s/%d", b.stateKey, src.Stream, src.Partition)
@@ -597,10 +611,7 @@ func (b *aggregateBuffer) restoreLane(ctx context.Context, l *lane) error {
 	defer b.mu.Unlock()
 	defer b.expectHeld(l)
 	if !found {
-		if b.startMs != 0 {
-			// Closing at or before the start plus the lag means ending at
-			// or before the start.
-			l.engine.Restore(b.startMs + b.config.engine.Lag.Milliseconds())
+		if b.startAfterCut(l.engine) {
 			b.log.Infof("No saved window state under %q: starting with the windows after %s", l.stateKey,
 				time.UnixMilli(b.startMs).UTC().Format(time.RFC3339))
 			return nil
@@ -860,7 +871,11 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 		}
 		b.mu.Lock()
 		now := b.clock()
-		b.setSpecGauges()
+		if !now.Before(b.nextSpecGauges) {
+			// They walk every window: not on every pass of a flush's chunks.
+			b.setSpecGauges()
+			b.nextSpecGauges = now.Add(b.checkEvery)
+		}
 		if b.outputIdle() {
 			closing := !b.stopping && b.complete()
 			for _, l := range b.laneOrder {
@@ -980,14 +995,12 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 }
 
 // takeCheckpoint snapshots lane l when a checkpoint is due (or forced) and
-// the last one is saved: once per interval while input comes in, and at
-// once when the lane's partitions leave or the stream stops, so that
-// nothing is left to replay. Called with the output
-// idle, so every window the snapshot lacks has been delivered. Closing
-// windows alone takes no checkpoint: a lane whose partition has moved to
-// another instance gets no more input, and must not overwrite the new
-// owner's checkpoints with its own; a restart from an older checkpoint
-// only emits those windows again, with the same values.
+// the last one is saved: once per interval while input comes in, at once
+// after a flush's output is delivered (settleLane), and when the lane's
+// partitions leave or the stream stops, so that nothing is left to replay.
+// Called with the output idle, so every window the snapshot lacks has been
+// delivered. A former owner of a moved partition cannot overwrite the new
+// owner's checkpoints: the store fences its saves and the lane is dropped.
 func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time, force bool) {
 	if b.checkpointEvery == 0 || !l.restored.Load() || l.pending != nil || !l.changed ||
 		(now.Before(l.nextCheckpoint) && !force) {
@@ -1058,14 +1071,13 @@ func (b *aggregateBuffer) outputIdle() bool {
 }
 
 func (b *aggregateBuffer) pendingFlushes() bool {
-	for _, l := range b.laneOrder {
-		for _, f := range l.flushes {
-			if f.pending > 0 {
-				return true
-			}
-		}
-	}
-	return false
+	return slices.ContainsFunc(b.laneOrder, (*lane).busy)
+}
+
+// busy reports whether some output of the lane's flushes awaits
+// acknowledgement.
+func (l *lane) busy() bool {
+	return slices.ContainsFunc(l.flushes, func(f *flushMark) bool { return f.pending > 0 })
 }
 
 func (b *aggregateBuffer) nextReady(now time.Time) *outChunk {
@@ -1097,7 +1109,6 @@ func (b *aggregateBuffer) chunkAck(c *outChunk) service.AckFunc {
 		}
 		b.mu.Lock()
 		c.flush.pending--
-		b.updateGauges()
 		b.mu.Unlock()
 		b.settle(ctx)
 		return nil
@@ -1122,6 +1133,9 @@ func (b *aggregateBuffer) settle(ctx context.Context) {
 	for _, l := range lanes {
 		b.settleLane(ctx, l)
 	}
+	b.mu.Lock()
+	b.updateGauges()
+	b.mu.Unlock()
 }
 
 func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
@@ -1170,7 +1184,6 @@ func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
 		n++
 	}
 	l.waiting = l.waiting[n:]
-	b.updateGauges()
 	b.mu.Unlock()
 	for _, ack := range release {
 		if err := ack(ctx, nil); err != nil {

@@ -135,15 +135,13 @@ func (b *aggregateBuffer) saveLast(ctx context.Context, l *lane) bool {
 	}
 	for {
 		b.mu.Lock()
-		busy := slices.ContainsFunc(l.flushes, func(f *flushMark) bool { return f.pending > 0 })
+		busy := l.busy()
 		b.mu.Unlock()
 		if !busy {
 			break
 		}
-		select {
-		case <-ctx.Done():
+		if !sleep(ctx, 10*time.Millisecond) {
 			return false
-		case <-time.After(10 * time.Millisecond):
 		}
 	}
 	b.settleMu.Lock()
@@ -155,6 +153,7 @@ func (b *aggregateBuffer) saveLast(ctx context.Context, l *lane) bool {
 	b.settleLane(ctx, l)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.updateGauges()
 	return l.pending == nil && (b.checkpointEvery > 0 || l.saved >= l.delivered)
 }
 

@@ -203,7 +203,7 @@ func (b *aggregateBuffer) offsetOf(l *lane, s windowagg.SourceStatus) *int64 {
 }
 
 // msTime returns epoch milliseconds ms as a UTC time, nil for
-// math.MinInt64 (none).
+// math.MinInt64 or math.MaxInt64 (none).
 func msTime(ms int64) *time.Time {
 	if ms == math.MinInt64 || ms == math.MaxInt64 {
 		return nil
