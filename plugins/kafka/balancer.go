@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"slices"
 	"strings"
 
@@ -120,11 +121,5 @@ func ownerRankOf(meta *kmsg.ConsumerMemberMetadata) ownerRank {
 }
 
 func (r ownerRank) compare(o ownerRank) int {
-	if r.generation != o.generation {
-		if r.generation < o.generation {
-			return -1
-		}
-		return 1
-	}
-	return r.owned - o.owned
+	return cmp.Or(cmp.Compare(r.generation, o.generation), cmp.Compare(r.owned, o.owned))
 }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"github.com/redpanda-data/benthos/v4/public/service"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -191,13 +189,9 @@ func newOutput(conf *service.ParsedConfig, res *service.Resources) (*output, err
 	if err != nil {
 		return nil, err
 	}
-	maxBytesStr, err := conf.FieldString(outputFieldMaxMsgBytes)
+	maxBytes, err := byteSize(conf, outputFieldMaxMsgBytes)
 	if err != nil {
 		return nil, err
-	}
-	maxBytes, err := humanize.ParseBytes(maxBytesStr)
-	if err != nil || maxBytes == 0 || maxBytes > math.MaxInt32 {
-		return nil, fmt.Errorf("%s: %q is not a size from 1B to 2GiB", outputFieldMaxMsgBytes, maxBytesStr)
 	}
 	opts = append(opts,
 		// Idempotent writes (franz-go's default) need acks from all
@@ -205,7 +199,7 @@ func newOutput(conf *service.ParsedConfig, res *service.Resources) (*output, err
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(partitioner),
 		kgo.ProducerBatchCompression(codec),
-		kgo.ProducerBatchMaxBytes(int32(maxBytes)),
+		kgo.ProducerBatchMaxBytes(maxBytes),
 		// A broker waits at most timeout for the replicas. Records
 		// themselves are bounded by WriteBatch's context, not by
 		// RecordDeliveryTimeout: franz-go counts that from the record's
@@ -325,7 +319,7 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 	if err != nil {
 		return fmt.Errorf("writing %d records: %w", len(recs), err)
 	}
-	purged := map[string]bool{}
+	var purged map[string]bool // reading a nil map is fine; most batches need none
 	for j, err := range errs {
 		if err == nil {
 			continue
@@ -335,6 +329,9 @@ func (o *output) WriteBatch(ctx context.Context, batch service.MessageBatch) err
 			// The topic is gone or was recreated: forget its
 			// partitions and IDs so that the next write looks it up
 			// anew instead of failing on stale metadata.
+			if purged == nil {
+				purged = map[string]bool{}
+			}
 			purged[r.Topic] = true
 			o.cl.PurgeTopicsFromClient(r.Topic)
 		}

@@ -77,7 +77,7 @@ func init() {
 
 // Store keeps values under string keys on a compacted topic, for
 // checkpoints: store_layout.go describes the records, Claim and Save the
-// fencing, store_tail.go how the topic is read.
+// fencing, store_run.go how the topic is read, store_tail.go how its records are applied.
 type Store struct {
 	topic  string
 	create topicSpec

@@ -61,19 +61,20 @@ func (s *Store) apply(r *kgo.Record) {
 	if next := r.Offset + 1; next > s.next[r.Partition] {
 		s.next[r.Partition] = next
 	}
-	name, ok := parseRecordName(string(r.Key))
+	key := string(r.Key)
+	name, ok := parseRecordName(key)
 	if !ok {
 		return
 	}
 	ks := s.keyState(name.key)
 	if r.Value == nil {
-		delete(ks.live, string(r.Key))
+		delete(ks.live, key)
 		if name.chunk {
 			delete(ks.pending[chunkSet{name.claim, name.set}], name.index)
 		}
 		return
 	}
-	ks.live[string(r.Key)] = liveRecord{name: name, partition: r.Partition}
+	ks.live[key] = liveRecord{name: name, partition: r.Partition}
 	ks.maxEpoch = max(ks.maxEpoch, name.claim.epoch)
 	if name.claim.compare(ks.top) < 0 {
 		// Written under a claim superseded since: never the value.

@@ -12,7 +12,6 @@ package kafka
 type offsetTracker struct {
 	spans   []trackedSpan // from the oldest unacknowledged batch on
 	headSeq uint64        // the sequence number of spans[0]
-	nextSeq uint64        // the sequence number of the next batch added
 	next    int64         // the offset after the prefix, once started
 	started bool          // whether a batch was acknowledged
 	pending int           // records in spans
@@ -28,17 +27,16 @@ type trackedSpan struct {
 // add tracks a batch of n records ending at offset last and returns the
 // sequence number that acknowledges it.
 func (t *offsetTracker) add(last int64, n int) uint64 {
+	seq := t.headSeq + uint64(len(t.spans))
 	t.spans = append(t.spans, trackedSpan{last: last, n: int32(n)})
 	t.pending += n
-	seq := t.nextSeq
-	t.nextSeq++
 	return seq
 }
 
 // ack marks batch seq as acknowledged. It reports whether the prefix moved;
 // a batch acknowledged twice, or one behind the prefix, changes nothing.
 func (t *offsetTracker) ack(seq uint64) bool {
-	if seq < t.headSeq || seq >= t.nextSeq {
+	if seq < t.headSeq || seq >= t.headSeq+uint64(len(t.spans)) {
 		return false
 	}
 	t.spans[seq-t.headSeq].acked = true
