@@ -14,6 +14,7 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/monasca-connect/monasca-connect/plugins/assignment"
+	"github.com/monasca-connect/monasca-connect/plugins/checkpoint"
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
@@ -626,7 +627,7 @@ func (b *aggregateBuffer) restoreLane(ctx context.Context, l *lane) error {
 			time.UnixMilli(frontier).UTC().Format(time.RFC3339), l.stateKey)
 		return nil
 	}
-	applied, err := readCheckpoint(value, l.engine)
+	applied, err := checkpoint.Restore(value, l.engine)
 	if err != nil {
 		return fmt.Errorf("the checkpoint saved under %q: %w", l.stateKey, err)
 	}
@@ -1006,7 +1007,7 @@ func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time, force bool) {
 		(now.Before(l.nextCheckpoint) && !force) {
 		return
 	}
-	l.pending = appendCheckpoint(nil, l.applied, l.engine)
+	l.pending = checkpoint.Append(nil, l.applied, l.engine)
 	l.taken++
 	l.changed = false
 	l.nextCheckpoint = now.Add(b.checkpointEvery)
