@@ -154,11 +154,11 @@ const aggregationLintRule = `root = match {
 type inputKind int
 
 const (
-	inputMetrics       inputKind = iota // Monasca metrics, aggregated as they are
-	inputRecords                        // Monasca metrics, converted to records for transform specs
-	inputRows                           // record-store rows, for transform specs
-	inputInstanceUsage                  // monasca-transform's instance-usage rows
-	inputStates                         // series states and progress of a stage-one buffer
+	inputMetrics          inputKind = iota // Monasca metrics for aggregation specs, aggregated as they are
+	inputTransformMetrics                  // Monasca metrics for transform specs, converted to records here
+	inputRecords                           // record-store rows (transform_input: records)
+	inputInstanceUsage                     // monasca-transform's instance-usage rows
+	inputStates                            // series states and progress of a stage-one buffer
 )
 
 // aggregationConfig is the parsed form of aggregationFields.
@@ -167,47 +167,14 @@ type aggregationConfig struct {
 	rules      []windowagg.Rule
 	deadLetter bool
 	input      inputKind
-	converter  *recordstore.Converter // for inputRecords
+	converter  *recordstore.Converter // for inputTransformMetrics
 	output     outputConfig
 }
 
 func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*aggregationConfig, error) {
 	var c aggregationConfig
 	var err error
-	if c.engine.Window, err = conf.FieldDuration(maFieldWindowSize); err != nil {
-		return nil, err
-	}
-	if c.engine.Lag, err = conf.FieldDuration(maFieldWindowLag); err != nil {
-		return nil, err
-	}
-	if c.engine.IdleTimeout, err = conf.FieldDuration(maFieldIdleTimeout); err != nil {
-		return nil, err
-	}
-	if c.engine.Discovery, err = conf.FieldDuration(maFieldDiscovery); err != nil {
-		return nil, err
-	}
-	if c.engine.MaxFuture, err = conf.FieldDuration(maFieldMaxFuture); err != nil {
-		return nil, err
-	}
-	if c.engine.MaxPast, err = conf.FieldDuration(maFieldMaxPast); err != nil {
-		return nil, err
-	}
-	if c.engine.MaxSeries, err = conf.FieldInt(maFieldMaxSeries); err != nil {
-		return nil, err
-	}
-	policy, err := conf.FieldString(maFieldLatePolicy)
-	if err != nil {
-		return nil, err
-	}
-	if policy == latePolicyCorrect {
-		if c.engine.AllowedLateness, err = conf.FieldDuration(maFieldAllowedLateness); err != nil {
-			return nil, err
-		}
-		if c.engine.AllowedLateness <= 0 {
-			return nil, fmt.Errorf("%s must be positive with %s: %s", maFieldAllowedLateness, maFieldLatePolicy, latePolicyCorrect)
-		}
-	}
-	if err := c.engine.Validate(); err != nil {
+	if c.engine, err = parseEngineConfig(conf); err != nil {
 		return nil, err
 	}
 	if c.output, err = parseOutputConfig(conf); err != nil {
@@ -216,7 +183,55 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 	if c.deadLetter, err = conf.FieldBool(maFieldDeadLetter); err != nil {
 		return nil, err
 	}
-	var warnings []string
+	warnings, err := c.loadSpecs(conf)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range warnings {
+		log.Warnf("%s", w)
+	}
+	if len(c.rules) == 0 {
+		return nil, errors.New("the specifications define no aggregation")
+	}
+	return &c, nil
+}
+
+// parseEngineConfig reads the engine's timing and limits.
+func parseEngineConfig(conf *service.ParsedConfig) (windowagg.Config, error) {
+	var c windowagg.Config
+	var err error
+	for _, d := range []struct {
+		field string
+		to    *time.Duration
+	}{
+		{maFieldWindowSize, &c.Window}, {maFieldWindowLag, &c.Lag}, {maFieldIdleTimeout, &c.IdleTimeout},
+		{maFieldDiscovery, &c.Discovery}, {maFieldMaxFuture, &c.MaxFuture}, {maFieldMaxPast, &c.MaxPast},
+	} {
+		if *d.to, err = conf.FieldDuration(d.field); err != nil {
+			return c, err
+		}
+	}
+	if c.MaxSeries, err = conf.FieldInt(maFieldMaxSeries); err != nil {
+		return c, err
+	}
+	policy, err := conf.FieldString(maFieldLatePolicy)
+	if err != nil {
+		return c, err
+	}
+	if policy == latePolicyCorrect {
+		if c.AllowedLateness, err = conf.FieldDuration(maFieldAllowedLateness); err != nil {
+			return c, err
+		}
+		if c.AllowedLateness <= 0 {
+			return c, fmt.Errorf("%s must be positive with %s: %s", maFieldAllowedLateness, maFieldLatePolicy, latePolicyCorrect)
+		}
+	}
+	return c, c.Validate()
+}
+
+// loadSpecs loads the specifications of either language into c.rules (and
+// c.input and c.converter) and returns their warnings.
+func (c *aggregationConfig) loadSpecs(conf *service.ParsedConfig) ([]string, error) {
 	aggPath, err := optionalString(conf, maFieldAggregationSpecs)
 	if err != nil {
 		return nil, err
@@ -234,23 +249,15 @@ func parseAggregationConfig(conf *service.ParsedConfig, log *service.Logger) (*a
 		if prePath != "" || transformPath != "" {
 			return nil, fmt.Errorf("set either %s or %s and %s, not both", maFieldAggregationSpecs, maFieldPreTransformSpecs, maFieldTransformSpecs)
 		}
+		var warnings []string
 		if c.rules, warnings, err = monascaspec.LoadAggregationSpecs(aggPath); err != nil {
 			return nil, fmt.Errorf("%s: %w", maFieldAggregationSpecs, err)
 		}
+		return warnings, nil
 	case transformPath != "":
-		if warnings, err = c.loadTransformSpecs(conf, prePath, transformPath); err != nil {
-			return nil, err
-		}
-	default:
-		return nil, fmt.Errorf("set %s or %s", maFieldAggregationSpecs, maFieldTransformSpecs)
+		return c.loadTransformSpecs(conf, prePath, transformPath)
 	}
-	for _, w := range warnings {
-		log.Warnf("%s", w)
-	}
-	if len(c.rules) == 0 {
-		return nil, errors.New("the specifications define no aggregation")
-	}
-	return &c, nil
+	return nil, fmt.Errorf("set %s or %s", maFieldAggregationSpecs, maFieldTransformSpecs)
 }
 
 // loadTransformSpecs reads the transform specs, and the pre-transform specs
@@ -306,10 +313,10 @@ func (c *aggregationConfig) loadTransformSpecs(conf *service.ParsedConfig, prePa
 		c.input, c.rules = inputInstanceUsage, specs.PreHourly
 		return warnings, nil
 	case transformInputRecords:
-		c.input, c.rules = inputRows, specs.Rules
+		c.input, c.rules = inputRecords, specs.Rules
 		return warnings, nil
 	}
-	c.input, c.rules = inputRecords, specs.Rules
+	c.input, c.rules = inputTransformMetrics, specs.Rules
 	if c.converter, err = recordstore.NewConverter(specs.PreTransform, recordstore.SecondResolution(secondResolution)); err != nil {
 		return warnings, fmt.Errorf("%s: %w", maFieldPreTransformSpecs, err)
 	}

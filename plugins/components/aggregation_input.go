@@ -40,14 +40,17 @@ const (
 // every outcome. It is shared by the buffer and the processor; the caller
 // serialises calls.
 type folder struct {
-	engine  *windowagg.Engine
-	origin  string
-	input   inputKind
-	lag     int64                  // window lag in ms, checked against stage one's (inputStates)
-	conv    *recordstore.Converter // for inputRecords
-	dec     monasca.Decoder
+	engine *windowagg.Engine
+	origin string
+	input  inputKind
+	lag    int64                  // window lag in ms, checked against stage one's (inputStates)
+	conv   *recordstore.Converter // for inputTransformMetrics
+	dec    monasca.Decoder
+	// Decoding targets, reused from message to message.
 	metric  monasca.Metric
-	records []monasca.Metric
+	records []recordstore.Record // a metric's (inputTransformMetrics)
+	row     recordstore.Record   // a record-store row (inputRecords)
+	usage   recordstore.InstanceUsage
 	stats   *foldStats
 	log     *invalidLog
 	// deadLetter keeps the messages reject sees in deadLetters, for the
@@ -94,7 +97,7 @@ func newFoldStats(m *service.Metrics, rules []windowagg.Rule) *foldStats {
 func newFolder(engine *windowagg.Engine, c *aggregationConfig, stats *foldStats, log *invalidLog) *folder {
 	f := &folder{engine: engine, origin: c.output.origin, input: c.input, lag: c.engine.Lag.Milliseconds(), stats: stats, log: log, deadLetter: c.deadLetter}
 	// Aggregator specifications aggregate per tenant; transform specs take
-	// the tenant from the dimensions, as monasca-transform did.
+	// the tenant from the record fields, as monasca-transform did.
 	f.dec.RequireTenant = c.input == inputMetrics
 	if c.converter != nil {
 		f.conv = c.converter.Clone()
@@ -116,63 +119,9 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 			c.ownOutput++
 			continue
 		}
-		raw, err := msg.AsBytes()
-		if err != nil {
-			f.reject(&c, msg, string(monasca.ReasonUnknown), err)
+		r, ok := f.fold(&c, msg)
+		if !ok {
 			continue
-		}
-		src := messageSource(msg)
-		var r windowagg.AddResult
-		switch f.input {
-		case inputMetrics:
-			if err := f.dec.Decode(raw, &f.metric); err != nil {
-				f.reject(&c, msg, string(monasca.ReasonOf(err)), err)
-				continue
-			}
-			r = f.engine.Add(src, &f.metric)
-		case inputRecords:
-			if err := f.dec.Decode(raw, &f.metric); err != nil {
-				f.reject(&c, msg, string(monasca.ReasonOf(err)), err)
-				continue
-			}
-			var out recordstore.Outcome
-			f.records, out = f.conv.Convert(&f.metric, f.records[:0])
-			switch out.Status {
-			case recordstore.Unmatched:
-				c.unmatched++
-				continue
-			case recordstore.MissingRequiredField:
-				f.reject(&c, msg, out.Status.String(), fmt.Errorf("%s: required field %s is missing or empty", f.metric.Name, out.Field))
-				continue
-			}
-			for i := range f.records {
-				r.Merge(f.engine.Add(src, &f.records[i]))
-			}
-		case inputRows:
-			if err := recordstore.DecodeRow(raw, &f.metric); err != nil {
-				f.reject(&c, msg, reasonInvalidRecord, err)
-				continue
-			}
-			r = f.engine.Add(src, &f.metric)
-		case inputInstanceUsage:
-			p, err := recordstore.DecodeInstanceUsage(raw, &f.metric)
-			if err != nil {
-				f.reject(&c, msg, reasonInvalidInstanceUsage, err)
-				continue
-			}
-			r = f.engine.AddPartial(src, &f.metric, p)
-		case inputStates:
-			if r, err = foldStates(raw, f.engine, f.lag); err != nil {
-				reason := reasonInvalidState
-				if errors.Is(err, errStateMismatch) {
-					reason = reasonStateMismatch
-				}
-				f.reject(&c, msg, reason, err)
-				continue
-			}
-			if r == (windowagg.AddResult{}) {
-				continue // progress
-			}
 		}
 		if reason := c.count(r); reason != "" {
 			f.reject(&c, msg, reason, nil)
@@ -182,6 +131,75 @@ func (f *folder) foldBatch(batch service.MessageBatch) (closeAt int64, corrected
 	}
 	f.record(&c)
 	return closeAt, corrected
+}
+
+// fold decodes one message by the input kind and folds it into the engine.
+// It returns false for a message it has counted already: rejected, an
+// unmatched metric of the record store or a progress message.
+func (f *folder) fold(c *foldCounts, msg *service.Message) (windowagg.AddResult, bool) {
+	var r windowagg.AddResult
+	raw, err := msg.AsBytes()
+	if err != nil {
+		f.reject(c, msg, string(monasca.ReasonUnknown), err)
+		return r, false
+	}
+	src := messageSource(msg)
+	switch f.input {
+	case inputMetrics, inputTransformMetrics:
+		if err := f.dec.Decode(raw, &f.metric); err != nil {
+			f.reject(c, msg, string(monasca.ReasonOf(err)), err)
+			return r, false
+		}
+		if f.input == inputTransformMetrics {
+			return f.foldRecords(c, msg, src)
+		}
+		return f.engine.Add(src, &f.metric), true
+	case inputRecords:
+		if err := recordstore.DecodeRow(raw, &f.row); err != nil {
+			f.reject(c, msg, reasonInvalidRecord, err)
+			return r, false
+		}
+		s := f.row.Sample()
+		return f.engine.AddSample(src, &s), true
+	case inputInstanceUsage:
+		if err := recordstore.DecodeInstanceUsage(raw, &f.usage); err != nil {
+			f.reject(c, msg, reasonInvalidInstanceUsage, err)
+			return r, false
+		}
+		s := f.usage.Sample()
+		return f.engine.AddPartial(src, &s, f.usage.Records), true
+	}
+	// inputStates
+	if r, err = foldStates(raw, f.engine, f.lag); err != nil {
+		reason := reasonInvalidState
+		if errors.Is(err, errStateMismatch) {
+			reason = reasonStateMismatch
+		}
+		f.reject(c, msg, reason, err)
+		return r, false
+	}
+	return r, r != windowagg.AddResult{} // nothing done: progress
+}
+
+// foldRecords converts the metric just decoded into its records and folds
+// each of them.
+func (f *folder) foldRecords(c *foldCounts, msg *service.Message, src windowagg.Source) (windowagg.AddResult, bool) {
+	var r windowagg.AddResult
+	var out recordstore.Outcome
+	f.records, out = f.conv.Convert(&f.metric, f.records[:0])
+	switch out.Status {
+	case recordstore.Unmatched:
+		c.unmatched++
+		return r, false
+	case recordstore.MissingRequiredField:
+		f.reject(c, msg, out.Status.String(), fmt.Errorf("%s: required field %s is missing or empty", f.metric.Name, out.Field))
+		return r, false
+	}
+	for i := range f.records {
+		s := f.records[i].Sample()
+		r.Merge(f.engine.AddSample(src, &s))
+	}
+	return r, true
 }
 
 // count adds what the engine did with one input message, and returns the

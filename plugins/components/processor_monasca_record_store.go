@@ -90,7 +90,7 @@ type recordStoreProcessor struct {
 type recordStoreWorker struct {
 	dec     monasca.Decoder
 	metric  monasca.Metric
-	records []monasca.Metric
+	records []recordstore.Record
 	conv    *recordstore.Converter
 }
 

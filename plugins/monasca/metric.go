@@ -44,10 +44,14 @@ type Metric struct {
 }
 
 // Dimension returns the value of the dimension key and whether it is present.
-func (m *Metric) Dimension(key string) (string, bool) {
-	for i := range m.Dimensions {
-		if m.Dimensions[i].Key == key {
-			return m.Dimensions[i].Value, true
+func (m *Metric) Dimension(key string) (string, bool) { return Lookup(m.Dimensions, key) }
+
+// Lookup returns the value of key among entries and whether it is present.
+// Lists are short, so a scan beats a map here.
+func Lookup(entries []Dimension, key string) (string, bool) {
+	for i := range entries {
+		if entries[i].Key == key {
+			return entries[i].Value, true
 		}
 	}
 	return "", false

@@ -477,23 +477,7 @@ func (l *transformLoad) compileTransform(t *parsedTransform, errs int) {
 		}
 	}
 
-	rollupAt := slices.Index(s.Setters, setterRollup)
-	l.checkNames("setter_rollup_group_by_list", t, s.RollupGroupBy, false)
-	if rollupAt >= 0 || s.Usage == "calculate_rate" {
-		for _, k := range s.RollupGroupBy {
-			if k != "" && !slices.Contains(s.GroupBy, k) {
-				warnf("setter_rollup_group_by_list", "%q is not in aggregation_group_by_list, so every row rolls up under %q", k, ungrouped)
-			}
-		}
-	}
-	var rollupFn windowagg.Function
-	if rollupAt >= 0 {
-		if !slices.Contains(rollupOperations, s.RollupOperation) {
-			errorf("setter_rollup_operation", "Operation %s is not supported; rollup_quantity supports %s", noneIfEmpty(s.RollupOperation), strings.Join(rollupOperations, ", "))
-		} else {
-			rollupFn, _ = windowagg.LookupFunction(s.RollupOperation)
-		}
-	}
+	rollupAt, rollupFn := l.rollup(t)
 
 	l.checkNames("dimension_list", t, s.DimensionList, false)
 	for i, d := range s.DimensionList {
@@ -513,8 +497,51 @@ func (l *transformLoad) compileTransform(t *parsedTransform, errs int) {
 		return
 	}
 
-	// The rollup resets the name and the period to "all": a setter
-	// counts only after the last rollup.
+	rule := &windowagg.Rule{
+		Name: s.MetricID, MetricName: s.MetricID, OutputName: s.AggregatedMetricName,
+		Filters: filters, GroupBy: s.GroupBy, OptionalGroupBy: true, AcrossTenants: true,
+		Function: plan.Function, Combine: plan.Combine, Namer: l.namer(t, &plan, level, rollupAt),
+		Window: aggregationPeriods[level].window,
+	}
+	if rollupFn != nil {
+		rule.Rollup = &windowagg.Rollup{Function: rollupFn, GroupBy: s.RollupGroupBy, Ungrouped: ungrouped}
+	}
+	t.rule = l.validated(t, rule)
+	if preHourlyFn != nil {
+		t.preHourly = l.validated(t, l.preHourlyRule(s, level, preHourlyFn))
+	}
+}
+
+// rollup checks the rollup_quantity setter of t.spec and returns its
+// position among the setters (-1 for none) and its function (nil for none
+// or a bad one).
+func (l *transformLoad) rollup(t *parsedTransform) (at int, fn windowagg.Function) {
+	s := &t.spec
+	field := place{spec: t.ref}.child("aggregation_params_map").child
+	at = slices.Index(s.Setters, setterRollup)
+	l.checkNames("setter_rollup_group_by_list", t, s.RollupGroupBy, false)
+	if at >= 0 || s.Usage == "calculate_rate" {
+		for _, k := range s.RollupGroupBy {
+			if k != "" && !slices.Contains(s.GroupBy, k) {
+				l.transform.warnf(t.line, field("setter_rollup_group_by_list"), "%q is not in aggregation_group_by_list, so every row rolls up under %q", k, ungrouped)
+			}
+		}
+	}
+	if at >= 0 {
+		if !slices.Contains(rollupOperations, s.RollupOperation) {
+			l.transform.errorf(t.line, field("setter_rollup_operation"), "Operation %s is not supported; rollup_quantity supports %s", noneIfEmpty(s.RollupOperation), strings.Join(rollupOperations, ", "))
+		} else {
+			fn, _ = windowagg.LookupFunction(s.RollupOperation)
+		}
+	}
+	return at, fn
+}
+
+// namer returns the naming of t.spec's outputs by its setters and its
+// usage component's plan. The rollup resets the name and the period to
+// "all": a setter counts only after the last rollup.
+func (l *transformLoad) namer(t *parsedTransform, plan *UsagePlan, level, rollupAt int) *insertNamer {
+	s := &t.spec
 	lastIndex := func(setter string) int {
 		for i := len(s.Setters) - 1; i >= 0; i-- {
 			if s.Setters[i] == setter {
@@ -539,24 +566,13 @@ func (l *transformLoad) compileTransform(t *parsedTransform, errs int) {
 		if rollupAt >= 0 {
 			reason = "no " + setterMetricName + " follows the last " + setterRollup + " among the setters"
 		}
-		warnf("aggregated_metric_name", "is not applied, as %s, so the outputs are named %q, as the original named them", reason, namer.unset())
+		at := place{spec: t.ref}.child("aggregation_params_map").child("aggregated_metric_name")
+		l.transform.warnf(t.line, at, "is not applied, as %s, so the outputs are named %q, as the original named them", reason, namer.unset())
 	}
 	if sets(setterPeriod) {
 		namer.period = s.AggregationPeriod
 	}
-	rule := &windowagg.Rule{
-		Name: s.MetricID, MetricName: s.MetricID, OutputName: s.AggregatedMetricName,
-		Filters: filters, GroupBy: s.GroupBy, OptionalGroupBy: true, AcrossTenants: true,
-		Function: plan.Function, Combine: plan.Combine, Namer: namer,
-		Window: aggregationPeriods[level].window,
-	}
-	if rollupFn != nil {
-		rule.Rollup = &windowagg.Rollup{Function: rollupFn, GroupBy: s.RollupGroupBy, Ungrouped: ungrouped}
-	}
-	t.rule = l.validated(t, rule)
-	if preHourlyFn != nil {
-		t.preHourly = l.validated(t, l.preHourlyRule(s, level, preHourlyFn))
-	}
+	return namer
 }
 
 // pipeline checks the component names of t.spec's aggregation_pipeline. It
@@ -566,12 +582,12 @@ func (l *transformLoad) pipeline(t *parsedTransform) (usage UsageComponent, know
 	p := &l.transform
 	s := &t.spec
 	at := place{spec: t.ref}.child("aggregation_params_map").child(aggregationPipelineKey).child
-	usage, known = lookupUsage(s.Usage)
+	usage, known = usages.Lookup(s.Usage)
 	switch {
 	case s.Usage == "":
-		p.errorf(t.line, at("usage"), "missing; one of: %s", strings.Join(usageNames(), ", "))
+		p.errorf(t.line, at("usage"), "missing; one of: %s", strings.Join(usages.Names(), ", "))
 	case !known:
-		p.errorf(t.line, at("usage"), "unknown usage component %q; known: %s", s.Usage, strings.Join(usageNames(), ", "))
+		p.errorf(t.line, at("usage"), "unknown usage component %q; known: %s", s.Usage, strings.Join(usages.Names(), ", "))
 	}
 	for i, name := range s.Setters {
 		switch {

@@ -1,8 +1,6 @@
 package monascaspec
 
 import (
-	"encoding/binary"
-
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
@@ -11,15 +9,13 @@ import (
 // step wrote "NA" into every field outside its group.
 const ungrouped = "NA"
 
-// appendKey encodes values, each length-prefixed so that no value can run
-// into the next, leaving out the one at skip (-1 for none).
+// appendKey encodes values as key parts (windowagg.AppendKeyPart), leaving
+// out the one at skip (-1 for none).
 func appendKey(dst []byte, values []string, skip int) []byte {
 	for i, v := range values {
-		if i == skip {
-			continue
+		if i != skip {
+			dst = windowagg.AppendKeyPart(dst, v)
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(v)))
-		dst = append(dst, v...)
 	}
 	return dst
 }

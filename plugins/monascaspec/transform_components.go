@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
-	"sync"
 
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
@@ -71,43 +69,18 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
-var (
-	usagesMu sync.RWMutex
-	usages   = map[string]UsageComponent{}
-)
+// usages are the registered usage components, by the exact name transform
+// specs give in "usage".
+var usages = windowagg.NewRegistry[UsageComponent]("monascaspec: usage component")
 
 // RegisterUsage makes c available to transform specs as the usage name.
 // Registering a name twice, or a component without Compile, is a
 // programming error and panics.
 func RegisterUsage(name string, c UsageComponent) {
-	usagesMu.Lock()
-	defer usagesMu.Unlock()
-	if _, exists := usages[name]; exists {
-		panic(fmt.Sprintf("monascaspec: usage component %q registered twice", name))
-	}
 	if c.Compile == nil {
 		panic(fmt.Sprintf("monascaspec: usage component %q has no Compile", name))
 	}
-	usages[name] = c
-}
-
-func lookupUsage(name string) (UsageComponent, bool) {
-	usagesMu.RLock()
-	defer usagesMu.RUnlock()
-	c, ok := usages[name]
-	return c, ok
-}
-
-// usageNames lists the registered usage components in order, for messages.
-func usageNames() []string {
-	usagesMu.RLock()
-	defer usagesMu.RUnlock()
-	names := make([]string, 0, len(usages))
-	for n := range usages {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	usages.Register(name, c)
 }
 
 // The setter and insert components. Unlike usages they are not pluggable:

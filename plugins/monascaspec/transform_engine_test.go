@@ -24,7 +24,7 @@ import (
 
 var source = windowagg.Source{Stream: "test"}
 
-// runRules feeds metrics (a *monasca.Metric, or a partial) through an engine
+// runRules feeds samples (plain, or with a partial) through an engine
 // with rules and returns every aggregate.
 func runRules(t *testing.T, rules []windowagg.Rule, inputs ...input) []windowagg.Aggregate {
 	t.Helper()
@@ -39,26 +39,27 @@ func runRules(t *testing.T, rules []windowagg.Rule, inputs ...input) []windowagg
 	for _, in := range inputs {
 		var res windowagg.AddResult
 		if in.partial != nil {
-			res = e.AddPartial(source, in.metric, *in.partial)
+			res = e.AddPartial(source, in.sample, *in.partial)
 		} else {
-			res = e.Add(source, in.metric)
+			res = e.AddSample(source, in.sample)
 		}
 		if res.Matched == 0 {
-			t.Fatalf("%+v matched no rule", in.metric)
+			t.Fatalf("%+v matched no rule", in.sample)
 		}
 	}
 	return e.FlushAll(nil)
 }
 
 type input struct {
-	metric  *monasca.Metric
+	sample  *windowagg.Sample
 	partial *windowagg.Partial
 }
 
-// record builds a record of the record store: a synthetic metric named by
-// metricID with the record fields as dimensions, "NA" where absent.
+// record builds a record of the record store as the engine sees it: a
+// sample named by metricID with the record fields as dimensions, "NA" where
+// absent.
 func record(metricID, eventType string, ts int64, value float64, kv ...string) input {
-	m := &monasca.Metric{Name: metricID, Timestamp: ts, Value: value}
+	m := &windowagg.Sample{Name: metricID, Timestamp: ts, Value: value}
 	fields := map[string]string{"event_type": eventType, "metric_id": metricID}
 	for _, f := range recordFields[2:] {
 		fields[f] = "NA"
@@ -69,7 +70,7 @@ func record(metricID, eventType string, ts int64, value float64, kv ...string) i
 	for k, v := range fields {
 		m.Dimensions = append(m.Dimensions, monasca.Dimension{Key: k, Value: v})
 	}
-	return input{metric: m}
+	return input{sample: m}
 }
 
 // want is an expected final metric.
@@ -220,7 +221,7 @@ func TestTransformRulesFetchQuantityUtil(t *testing.T) {
 	// the original counted that host as fully busy.
 	var partial []input
 	for _, r := range records {
-		if host, _ := r.metric.Dimension("host"); host != "test-cp1-comp0333-mgmt" || !hasEventType(r, "cpu.idle_perc") {
+		if host, _ := r.sample.Dimension("host"); host != "test-cp1-comp0333-mgmt" || !hasEventType(r, "cpu.idle_perc") {
 			partial = append(partial, r)
 		}
 	}
@@ -236,7 +237,7 @@ func TestTransformRulesFetchQuantityUtil(t *testing.T) {
 }
 
 func hasEventType(in input, eventType string) bool {
-	v, _ := in.metric.Dimension("event_type")
+	v, _ := in.sample.Dimension("event_type")
 	return v == eventType
 }
 
@@ -271,7 +272,7 @@ func usageRow(t *testing.T, row map[string]any) input {
 		t.Fatal(err)
 	}
 	quantity := row["quantity"].(float64)
-	m := &monasca.Metric{Name: meta["metric_id"].(string), Timestamp: start.UnixMilli(), Value: quantity}
+	m := &windowagg.Sample{Name: meta["metric_id"].(string), Timestamp: start.UnixMilli(), Value: quantity}
 	for k, v := range row {
 		if s, ok := v.(string); ok {
 			m.Dimensions = append(m.Dimensions, monasca.Dimension{Key: k, Value: s})
@@ -304,7 +305,7 @@ func usageRow(t *testing.T, row map[string]any) input {
 			t.Fatal(err1, err2)
 		}
 	}
-	return input{metric: m, partial: p}
+	return input{sample: m, partial: p}
 }
 
 // usageRows reads the instance-usage rows of a dataset file that belong to

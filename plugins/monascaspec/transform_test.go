@@ -274,7 +274,7 @@ func TestParseTransformSpecsErrors(t *testing.T) {
 			want: []string{at + "setter_rollup_operation: Operation None is not supported"}},
 		{name: "unknown components", edit: set("pipeline.usage", "fetch_everything", "pipeline.setters", []string{"rollup_quantity", "round"}, "pipeline.insert", []string{"insert_data", "print"}),
 			want: []string{
-				at + `aggregation_pipeline.usage: unknown usage component "fetch_everything"; known: ` + strings.Join(usageNames(), ", "),
+				at + `aggregation_pipeline.usage: unknown usage component "fetch_everything"; known: ` + strings.Join(usages.Names(), ", "),
 				at + `aggregation_pipeline.setters: unknown setter component "round"; known: rollup_quantity, set_aggregated_metric_name, set_aggregated_period`,
 				at + `aggregation_pipeline.insert: unknown insert component "print"; known: prepare_data, insert_data, insert_data_pre_hourly`,
 			}},

@@ -24,7 +24,7 @@ func BenchmarkConvert(b *testing.B) {
 		b.Run(bm.name, func(b *testing.B) {
 			c := newTestConverter(b)
 			m := decode(b, bm.envelope)
-			var recs []monasca.Metric
+			var recs []Record
 			b.ReportAllocs()
 			for b.Loop() {
 				var out Outcome
@@ -43,7 +43,7 @@ func BenchmarkDecodeConvert(b *testing.B) {
 	c := newTestConverter(b)
 	d := monasca.Decoder{KeepMaps: true}
 	var m monasca.Metric
-	var recs []monasca.Metric
+	var recs []Record
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -59,11 +59,11 @@ func BenchmarkDecodeConvert(b *testing.B) {
 
 func BenchmarkDecodeInstanceUsage(b *testing.B) {
 	in := []byte(usageExample)
-	var m monasca.Metric
+	var u InstanceUsage
 	b.SetBytes(int64(len(in)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := DecodeInstanceUsage(in, &m); err != nil {
+		if err := DecodeInstanceUsage(in, &u); err != nil {
 			b.Fatal(err)
 		}
 	}

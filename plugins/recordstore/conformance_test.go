@@ -80,7 +80,7 @@ func TestConformanceRecordCounts(t *testing.T) {
 			var times []int64
 			dec := monasca.Decoder{KeepMaps: true}
 			var m monasca.Metric
-			var recs []monasca.Metric
+			var recs []Record
 			for _, path := range c.Data {
 				for _, line := range conformancedata.Lines(t, filepath.Join(dir, path)) {
 					if err := dec.Decode(line, &m); err != nil {
@@ -89,7 +89,7 @@ func TestConformanceRecordCounts(t *testing.T) {
 					recs, _ = conv.Convert(&m, recs[:0])
 					for _, r := range recs {
 						fields := map[string]string{}
-						for _, d := range r.Dimensions {
+						for _, d := range r.Fields {
 							fields[strings.Clone(d.Key)] = strings.Clone(d.Value)
 						}
 						records = append(records, fields)
@@ -164,22 +164,23 @@ func TestConformanceInstanceUsage(t *testing.T) {
 		t.Run(c.ID, func(t *testing.T) {
 			usage := usageOf(t, filepath.Join(dir, c.TransformSpecs))
 			records := map[string]int64{}
-			var m monasca.Metric
+			var m InstanceUsage
 			for _, path := range c.Data {
 				for _, line := range conformancedata.Lines(t, filepath.Join(dir, path)) {
-					p, err := DecodeInstanceUsage(line, &m)
+					err := DecodeInstanceUsage(line, &m)
+					p := m.Records
 					if err != nil {
 						t.Fatalf("%s: %v\n%s", path, err, line)
 					}
-					date, _ := m.Dimension("usage_date")
-					hour, _ := m.Dimension("usage_hour")
-					if want, _ := time.Parse("2006-01-02 15", date+" "+hour); m.Timestamp != want.UnixMilli() {
-						t.Errorf("%s: timestamp %d, want %s %s:00", m.Name, m.Timestamp, date, hour)
+					date, _ := m.Field("usage_date")
+					hour, _ := m.Field("usage_hour")
+					if want, _ := time.Parse("2006-01-02 15", date+" "+hour); m.Start != want.UnixMilli() {
+						t.Errorf("%s: timestamp %d, want %s %s:00", m.MetricID, m.Start, date, hour)
 					}
-					if p.FirstTime > p.LastTime && usage[m.Name][0] != "calculate_rate" {
-						t.Errorf("%s: first %d after last %d", m.Name, p.FirstTime, p.LastTime)
+					if p.FirstTime > p.LastTime && usage[m.MetricID][0] != "calculate_rate" {
+						t.Errorf("%s: first %d after last %d", m.MetricID, p.FirstTime, p.LastTime)
 					}
-					records[m.Name] += p.Records
+					records[m.MetricID] += p.Records
 				}
 			}
 			want := map[string]int64{}
@@ -200,13 +201,14 @@ func TestConformanceInstanceUsage(t *testing.T) {
 func TestConformanceRateRows(t *testing.T) {
 	dir := conformancedata.Dir(t)
 	var got [][2]float64
-	var m monasca.Metric
+	var m InstanceUsage
 	for _, line := range conformancedata.Lines(t, filepath.Join(dir, "data", "metrics_pre_hourly_data", "metrics_pre_hourly_data.jsonl")) {
-		p, err := DecodeInstanceUsage(line, &m)
+		err := DecodeInstanceUsage(line, &m)
+		p := m.Records
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Name == "swift_usage_rate" {
+		if m.MetricID == "swift_usage_rate" {
 			got = append(got, [2]float64{p.FirstValue, p.LastValue})
 		}
 	}

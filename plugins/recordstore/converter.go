@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
 // The record fields, as dimension keys of a record. They are the column
@@ -212,25 +213,17 @@ func parseRequired(name string) (requiredField, bool) {
 // satisfied reports whether m has the field, non-empty: monasca-transform
 // rejected a metric whose required field was null or "".
 func (f *requiredField) satisfied(m *monasca.Metric) bool {
+	entries := m.ValueMeta
 	switch f.from {
 	case fromCreationTime:
 		return m.CreationTime != ""
 	case fromDimensions:
-		return lookup(m.Dimensions, f.key) != ""
+		entries = m.Dimensions
 	case fromMeta:
-		return lookup(m.Meta, f.key) != ""
-	default:
-		return lookup(m.ValueMeta, f.key) != ""
+		entries = m.Meta
 	}
-}
-
-func lookup(entries []monasca.Dimension, key string) string {
-	for i := range entries {
-		if entries[i].Key == key {
-			return entries[i].Value
-		}
-	}
-	return ""
+	v, _ := monasca.Lookup(entries, f.key)
+	return v != ""
 }
 
 // Clone returns a Converter with c's specs and options that shares no
@@ -259,12 +252,12 @@ func (c *Converter) Clone() *Converter {
 // m.CreationTime, m.Meta and m.ValueMeta.
 //
 // Convert does not allocate once warmed up, when the caller passes the
-// previous result back as dst[:0]: the records reuse the Dimensions arrays
-// of the elements of dst between len(dst) and cap(dst). The records' strings
+// previous result back as dst[:0]: the records reuse the Fields arrays of
+// the elements of dst between len(dst) and cap(dst). The records' strings
 // alias m's strings, the specs' strings and a buffer of the Converter, so
 // they are valid while m's are (see monasca.Decoder.Decode) and until the
 // next Convert on this Converter; copy them to keep them longer.
-func (c *Converter) Convert(m *monasca.Metric, dst []monasca.Metric) ([]monasca.Metric, Outcome) {
+func (c *Converter) Convert(m *monasca.Metric, dst []Record) ([]Record, Outcome) {
 	s := c.specs[m.Name]
 	if s == nil {
 		return dst, Outcome{Status: Unmatched}
@@ -275,19 +268,32 @@ func (c *Converter) Convert(m *monasca.Metric, dst []monasca.Metric) ([]monasca.
 		}
 	}
 	c.keys = c.keys[:0]
-
-	// One pass over each map finds the candidates of the derived fields
-	// and adds the prefixed entries, into the first record; the others are
-	// copies of it with their own metric id.
 	dst, first := grow(dst)
+	c.fill(first, s, m)
+	base := len(dst) - 1
+	for _, id := range s.MetricIDs[1:] {
+		var r *Record
+		dst, r = grow(dst)
+		// dst may have moved: read the first record through it.
+		f := &dst[base]
+		*r = Record{MetricID: id, Fields: append(r.Fields[:0], f.Fields...), Timestamp: f.Timestamp, Value: f.Value, Region: f.Region}
+		r.Fields[metricIDIndex].Value = id
+	}
+	return dst, Outcome{Status: Converted}
+}
+
+// fill makes rec the record of m for the first metric id of spec s, reusing
+// rec.Fields. One pass over each map finds the candidates of the derived
+// fields and adds the prefixed entries.
+func (c *Converter) fill(rec *Record, s *compiledSpec, m *monasca.Metric) {
 	ts := m.Timestamp
 	if c.secondResolution {
-		ts = floorDiv(ts, 1000) * 1000
+		ts = windowagg.WindowStart(ts, 1000)
 	}
-	*first = monasca.Metric{Name: s.MetricIDs[0], Dimensions: first.Dimensions[:0], Timestamp: ts, Value: m.Value, Region: m.Region}
+	*rec = Record{MetricID: s.MetricIDs[0], Fields: rec.Fields[:0], Timestamp: ts, Value: m.Value, Region: m.Region}
 	// The fixed fields come first but are known only after the passes:
 	// reserve their room.
-	d := append(first.Dimensions, make([]monasca.Dimension, fixedKeys)...)
+	d := append(rec.Fields, make([]monasca.Dimension, fixedKeys)...)
 	var tenantID, tenantUnderscore, projectID, instanceID, resourceID, hostname string
 	for _, dim := range m.Dimensions {
 		switch dim.Key {
@@ -332,27 +338,16 @@ func (c *Converter) Convert(m *monasca.Metric, dst []monasca.Metric) ([]monasca.
 	fixed[5] = monasca.Dimension{Key: KeyRegion, Value: firstOf(m.Region, s.DefaultRegion)}
 	fixed[6] = monasca.Dimension{Key: KeyZone, Value: firstOf(zone, s.DefaultZone)}
 	fixed[7] = monasca.Dimension{Key: KeyHost, Value: firstOf(hostname, vmHost)}
-	first.Dimensions = d
-
-	base := len(dst) - 1
-	for _, id := range s.MetricIDs[1:] {
-		var r *monasca.Metric
-		dst, r = grow(dst)
-		// dst may have moved: read the first record through it.
-		f := &dst[base]
-		*r = monasca.Metric{Name: id, Dimensions: append(r.Dimensions[:0], f.Dimensions...), Timestamp: f.Timestamp, Value: f.Value, Region: f.Region}
-		r.Dimensions[metricIDIndex].Value = id
-	}
-	return dst, Outcome{Status: Converted}
+	rec.Fields = d
 }
 
 // grow extends dst by one element, reusing the element already in the
-// backing array when there is room, so that its Dimensions array is reused.
-func grow(dst []monasca.Metric) ([]monasca.Metric, *monasca.Metric) {
+// backing array when there is room, so that its Fields array is reused.
+func grow(dst []Record) ([]Record, *Record) {
 	if len(dst) < cap(dst) {
 		dst = dst[:len(dst)+1]
 	} else {
-		dst = append(dst, monasca.Metric{})
+		dst = append(dst, Record{})
 	}
 	return dst, &dst[len(dst)-1]
 }
@@ -377,12 +372,4 @@ func firstOf(values ...string) string {
 		}
 	}
 	return NotAvailable
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
 }

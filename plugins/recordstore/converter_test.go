@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
+	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
 // testSpecs are pre-transform specs of monasca-transform's test spec file
@@ -65,9 +66,9 @@ func env(name, dims, valueMeta, meta, creationTime string) string {
 }
 
 // fields returns the derived fields of a record, without the maps.
-func fields(r *monasca.Metric) map[string]string {
+func fields(r *Record) map[string]string {
 	out := map[string]string{}
-	for _, d := range r.Dimensions[:fixedKeys] {
+	for _, d := range r.Fields[:fixedKeys] {
 		out[d.Key] = d.Value
 	}
 	return out
@@ -175,9 +176,9 @@ func TestConvertLayout(t *testing.T) {
 	if out != (Outcome{Status: Converted}) {
 		t.Fatalf("outcome %+v", out)
 	}
-	want := monasca.Metric{
-		Name: "vcpus_all",
-		Dimensions: dims(
+	want := Record{
+		MetricID: "vcpus_all",
+		Fields: dims(
 			KeyEventType, "vcpus", KeyMetricID, "vcpus_all", KeyTenantID, "p", KeyUserID, "NA",
 			KeyResourceUUID, "r", KeyRegion, "useast", KeyZone, "1", KeyHost, "h",
 			"dimensions#project_id", "p", "dimensions#resource_id", "r",
@@ -188,8 +189,8 @@ func TestConvertLayout(t *testing.T) {
 	if len(recs) != 2 || !reflect.DeepEqual(recs[0], want) {
 		t.Fatalf("records %+v\nwant first %+v", recs, want)
 	}
-	want.Name = "vcpus_project"
-	want.Dimensions[metricIDIndex].Value = "vcpus_project"
+	want.MetricID = "vcpus_project"
+	want.Fields[metricIDIndex].Value = "vcpus_project"
 	if !reflect.DeepEqual(recs[1], want) {
 		t.Errorf("second record %+v\nwant %+v", recs[1], want)
 	}
@@ -199,33 +200,33 @@ func TestConvertFanOut(t *testing.T) {
 	c := newTestConverter(t)
 	m := decode(t, env("cpu.total_logical_cores", `{"hostname":"comp0027"}`, "", `{"tenantId":"t","region":"r"}`, "1"))
 	// Records are appended after what dst holds.
-	prior := monasca.Metric{Name: "prior"}
-	recs, out := c.Convert(m, []monasca.Metric{prior})
+	prior := Record{MetricID: "prior"}
+	recs, out := c.Convert(m, []Record{prior})
 	if out.Status != Converted {
 		t.Fatalf("outcome %+v", out)
 	}
-	if recs[0].Name != "prior" {
+	if recs[0].MetricID != "prior" {
 		t.Errorf("dst[0] overwritten: %+v", recs[0])
 	}
 	recs = recs[1:]
 	var names []string
 	for _, r := range recs {
-		names = append(names, r.Name)
-		if id, _ := r.Dimension(KeyMetricID); id != r.Name {
-			t.Errorf("record %s has metric_id %q", r.Name, id)
+		names = append(names, r.MetricID)
+		if id, _ := r.Field(KeyMetricID); id != r.MetricID {
+			t.Errorf("record %s has metric_id %q", r.MetricID, id)
 		}
-		if h, _ := r.Dimension(KeyHost); h != "comp0027" || r.Value != 2.5 || r.Timestamp != 1453308000123 {
+		if h, _ := r.Field(KeyHost); h != "comp0027" || r.Value != 2.5 || r.Timestamp != 1453308000123 {
 			t.Errorf("record %+v", r)
 		}
 	}
 	if want := []string{"cpu_total_all", "cpu_total_host", "cpu_util_all", "cpu_util_host"}; !slices.Equal(names, want) {
 		t.Errorf("records %q, want %q", names, want)
 	}
-	// Each record owns its dimensions.
-	recs[0].Dimensions[2].Value = "changed"
+	// Each record owns its fields.
+	recs[0].Fields[2].Value = "changed"
 	for _, r := range recs[1:] {
-		if r.Dimensions[2].Value == "changed" {
-			t.Errorf("record %s shares its dimensions with the first", r.Name)
+		if r.Fields[2].Value == "changed" {
+			t.Errorf("record %s shares its fields with the first", r.MetricID)
 		}
 	}
 }
@@ -253,7 +254,7 @@ func TestConvertRequiredFields(t *testing.T) {
 	c := newTestConverter(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dst := []monasca.Metric{{Name: "prior"}}
+			dst := []Record{{MetricID: "prior"}}
 			recs, out := c.Convert(decode(t, tt.envelope), dst)
 			switch {
 			case tt.missing == "" && out.Status != Converted:
@@ -269,7 +270,7 @@ func TestConvertRequiredFields(t *testing.T) {
 
 func TestConvertUnmatched(t *testing.T) {
 	c := newTestConverter(t)
-	dst := make([]monasca.Metric, 1, 4)
+	dst := make([]Record, 1, 4)
 	recs, out := c.Convert(decode(t, env("cpu.idle_perc", `{"hostname":"h"}`, "", "", "1")), dst)
 	if out != (Outcome{Status: Unmatched}) || len(recs) != 1 {
 		t.Errorf("outcome %+v, %d records", out, len(recs))
@@ -292,7 +293,7 @@ func TestConvertSecondResolution(t *testing.T) {
 		}
 	}
 	for _, tt := range []struct{ ms, want int64 }{{1999, 1000}, {2000, 2000}, {-1, -1000}, {-1000, -1000}, {-1001, -2000}} {
-		if got := floorDiv(tt.ms, 1000) * 1000; got != tt.want {
+		if got := windowagg.WindowStart(tt.ms, 1000); got != tt.want {
 			t.Errorf("truncating %d gives %d, want %d", tt.ms, got, tt.want)
 		}
 	}
@@ -313,7 +314,7 @@ func TestConvertKeysSurviveGrowth(t *testing.T) {
 	if _, out := clone.Convert(decode(t, env("plain", `{"zz":"zz"}`, "", "", "")), nil); out.Status != Converted {
 		t.Fatal(out)
 	}
-	got := recs[0].Dimensions[fixedKeys:]
+	got := recs[0].Fields[fixedKeys:]
 	if len(got) != 80 {
 		t.Fatalf("%d map entries, want 80", len(got))
 	}

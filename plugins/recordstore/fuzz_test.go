@@ -6,8 +6,6 @@ import (
 	"reflect"
 	"slices"
 	"testing"
-
-	"github.com/monasca-connect/monasca-connect/plugins/monasca"
 )
 
 // FuzzDecodeInstanceUsage checks that DecodeInstanceUsage never panics, that
@@ -16,8 +14,9 @@ import (
 // testdata/fuzz/FuzzDecodeInstanceUsage.
 func FuzzDecodeInstanceUsage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
-		var m monasca.Metric
-		p, err := DecodeInstanceUsage(in, &m)
+		var m InstanceUsage
+		err := DecodeInstanceUsage(in, &m)
+		p := m.Records
 		if err != nil {
 			return
 		}
@@ -25,24 +24,24 @@ func FuzzDecodeInstanceUsage(f *testing.F) {
 			t.Fatalf("accepted invalid JSON")
 		}
 		switch {
-		case m.Name == "":
+		case m.MetricID == "":
 			t.Errorf("empty name")
-		case math.IsNaN(m.Value) || math.IsInf(m.Value, 0) || math.IsNaN(p.FirstValue) || math.IsInf(p.FirstValue, 0) ||
+		case math.IsNaN(m.Quantity) || math.IsInf(m.Quantity, 0) || math.IsNaN(p.FirstValue) || math.IsInf(p.FirstValue, 0) ||
 			math.IsNaN(p.LastValue) || math.IsInf(p.LastValue, 0):
-			t.Errorf("non-finite value %v or partial %+v", m.Value, p)
+			t.Errorf("non-finite value %v or partial %+v", m.Quantity, p)
 		case p.Records < 0:
 			t.Errorf("negative record count %d", p.Records)
-		case m.Timestamp < 0 || m.Timestamp > maxUnixMillis || p.FirstTime < 0 || p.FirstTime > maxUnixMillis || p.LastTime < 0 || p.LastTime > maxUnixMillis:
-			t.Errorf("time out of range: %d, partial %+v", m.Timestamp, p)
-		case m.Timestamp%60_000 != 0:
-			t.Errorf("timestamp %d is not the start of a minute", m.Timestamp)
+		case m.Start < 0 || m.Start > maxUnixMillis || p.FirstTime < 0 || p.FirstTime > maxUnixMillis || p.LastTime < 0 || p.LastTime > maxUnixMillis:
+			t.Errorf("time out of range: %d, partial %+v", m.Start, p)
+		case m.Start%60_000 != 0:
+			t.Errorf("timestamp %d is not the start of a minute", m.Start)
 		}
 
-		// Decoding again into the same metric gives the same result.
+		// Decoding again into the same row gives the same result.
 		first := m
-		first.Dimensions = slices.Clone(m.Dimensions)
-		if p2, err := DecodeInstanceUsage(in, &m); err != nil || p2 != p || !reflect.DeepEqual(m, first) {
-			t.Fatalf("second decode: %v, %+v %+v, first %+v %+v", err, m, p2, first, p)
+		first.Fields = slices.Clone(m.Fields)
+		if err := DecodeInstanceUsage(in, &m); err != nil || m.Records != p || !reflect.DeepEqual(m, first) {
+			t.Fatalf("second decode: %v, %+v, first %+v", err, m, first)
 		}
 
 		// Every dimension is a top-level string, or an extra_data_map
@@ -53,7 +52,7 @@ func FuzzDecodeInstanceUsage(f *testing.F) {
 		}
 		extra, _ := row["extra_data_map"].(map[string]any)
 		seen := map[string]bool{}
-		for _, d := range m.Dimensions {
+		for _, d := range m.Fields {
 			if seen[d.Key] {
 				t.Errorf("dimension %q repeated", d.Key)
 			}

@@ -29,24 +29,23 @@ const maxUnixMillis = 253_402_300_799_999
 
 // DecodeInstanceUsage decodes one instance-usage row, the JSON object that
 // monasca-transform's first stage wrote to the metrics_pre_hourly topic,
-// into a synthetic metric m for the engine, and returns the partial the row
-// summarises (pass both to windowagg.Engine.AddPartial):
+// into u (pass u.Sample() and u.Records to windowagg.Engine.AddPartial):
 //
-//   - m.Name is processing_meta.metric_id, the transform spec the row
+//   - u.MetricID is processing_meta.metric_id, the transform spec the row
 //     belongs to;
-//   - m.Dimensions are every top-level string field of the row (tenant_id,
+//   - u.Fields are every top-level string field of the row (tenant_id,
 //     host, usage_date, aggregation_period, ...) in input order, then every
 //     extra_data_map entry whose key is not already present: the names
 //     stage 2 groups by, with extra_data_map supplying "dimensions#<key>"
 //     and the fields a row lacks;
-//   - m.Timestamp is the start of the row's usage period in epoch
+//   - u.Start is the start of the row's usage period in epoch
 //     milliseconds: usage_date ("YYYY-MM-DD", UTC), plus usage_hour and
 //     usage_minute when they are two-digit numbers. "all", "NA", null or an
 //     absent usage_hour or usage_minute means the row covers the enclosing
 //     period;
-//   - m.Value is quantity, and m.TenantID and m.Region are empty.
+//   - u.Quantity is quantity.
 //
-// The partial has Records = record_count (a float in the rows, such as
+// u.Records has Records = record_count (a float in the rows, such as
 // 4.0), and FirstTime and LastTime from firstrecord_timestamp_unix and
 // lastrecord_timestamp_unix (float seconds, truncated toward negative
 // infinity to the millisecond), with FirstValue = LastValue = quantity. A
@@ -64,101 +63,122 @@ const maxUnixMillis = 253_402_300_799_999
 // maps of strings, a non-string entry of those maps is taken as its JSON
 // text and a null one as absent. The rate entries are the only numbers
 // read from strings, because monasca-transform wrote them so; quantity,
-// record_count and the unix times must be JSON numbers, as it wrote them. A row that is not such an object, lacks
-// metric_id, usage_date, quantity or record_count (or the unix times of a
-// row that is not a rate row), holds a field of the wrong type, a
+// record_count and the unix times must be JSON numbers, as it wrote them.
+// A row that is not such an object, lacks metric_id, usage_date, quantity
+// or record_count (or the unix times of a row that is not a rate row), holds a field of the wrong type, a
 // non-integral or negative record count, a time outside the years 1970 to
-// 9999, or some but not all of the rate entries, is an error; m is then
+// 9999, or some but not all of the rate entries, is an error; u is then
 // unspecified.
 //
 // This input is low-volume, so DecodeInstanceUsage uses encoding/json and
-// allocates. m's strings do not alias b; m.Dimensions reuses its array.
-func DecodeInstanceUsage(b []byte, m *monasca.Metric) (windowagg.Partial, error) {
-	var p windowagg.Partial
+// allocates. u's strings do not alias b; u.Fields reuses its array.
+func DecodeInstanceUsage(b []byte, u *InstanceUsage) error {
 	if !utf8.Valid(b) {
-		return p, errors.New("instance usage: invalid UTF-8")
+		return errors.New("instance usage: invalid UTF-8")
 	}
 	members, err := objectMembers(b)
 	if err != nil {
-		return p, fmt.Errorf("instance usage: %w", err)
+		return fmt.Errorf("instance usage: %w", err)
 	}
-	*m = monasca.Metric{Dimensions: m.Dimensions[:0]}
-	var (
-		quantity, records, firstUnix, lastUnix json.RawMessage
-		processingMeta, extra                  []member
-		usage                                  [3]string // usage_date, usage_hour, usage_minute
-	)
+	*u = InstanceUsage{Fields: u.Fields[:0]}
+	var row usageMembers
+	if err := row.read(members, u); err != nil {
+		return fmt.Errorf("instance usage: %w", err)
+	}
+	if err := row.values(u); err != nil {
+		return fmt.Errorf("instance usage: %w", err)
+	}
+	return nil
+}
+
+// usageMembers are the members of an instance-usage row that are not
+// fields.
+type usageMembers struct {
+	quantity, records, firstUnix, lastUnix json.RawMessage
+	processingMeta                         []member
+	usage                                  [3]string // usageFields
+}
+
+// read sorts the members of a row into m and u.Fields.
+func (m *usageMembers) read(members []member, u *InstanceUsage) error {
+	var extra []member
 	for _, mb := range members {
 		switch mb.key {
 		case "quantity":
-			quantity = mb.value
+			m.quantity = mb.value
 		case "record_count":
-			records = mb.value
+			m.records = mb.value
 		case "firstrecord_timestamp_unix":
-			firstUnix = mb.value
+			m.firstUnix = mb.value
 		case "lastrecord_timestamp_unix":
-			lastUnix = mb.value
+			m.lastUnix = mb.value
 		case "processing_meta", "extra_data_map":
 			entries, err := stringMap(mb.value)
 			if err != nil {
-				return p, fmt.Errorf("instance usage: %s: %w", mb.key, err)
+				return fmt.Errorf("%s: %w", mb.key, err)
 			}
 			if mb.key == "processing_meta" {
-				processingMeta = entries
+				m.processingMeta = entries
 			} else {
 				extra = entries
 			}
 		default:
 			v, isString, err := jsonString(mb.value)
 			if err != nil {
-				return p, fmt.Errorf("instance usage: %s: %w", mb.key, err)
+				return fmt.Errorf("%s: %w", mb.key, err)
 			}
 			if i := indexOf(usageFields[:], mb.key); i >= 0 {
 				if !isString && !isNull(mb.value) {
-					return p, fmt.Errorf("instance usage: %s: want a string, got %s", mb.key, mb.value)
+					return fmt.Errorf("%s: want a string, got %s", mb.key, mb.value)
 				}
-				usage[i] = v
+				m.usage[i] = v
 			}
 			if isString {
-				m.Dimensions = append(m.Dimensions, monasca.Dimension{Key: mb.key, Value: v})
+				u.Fields = append(u.Fields, monasca.Dimension{Key: mb.key, Value: v})
 			}
 		}
 	}
 	for _, e := range extra {
-		if _, ok := m.Dimension(e.key); !ok {
-			m.Dimensions = append(m.Dimensions, monasca.Dimension{Key: e.key, Value: e.text})
+		if _, ok := u.Field(e.key); !ok {
+			u.Fields = append(u.Fields, monasca.Dimension{Key: e.key, Value: e.text})
 		}
 	}
+	return nil
+}
 
-	if m.Name = entryText(processingMeta, "metric_id"); m.Name == "" {
-		return p, errors.New("instance usage: processing_meta.metric_id is missing or empty")
+// values sets everything of u but its fields from the members.
+func (m *usageMembers) values(u *InstanceUsage) error {
+	var err error
+	if u.MetricID = entryText(m.processingMeta, "metric_id"); u.MetricID == "" {
+		return errors.New("processing_meta.metric_id is missing or empty")
 	}
-	if m.Timestamp, err = usageStart(usage); err != nil {
-		return p, fmt.Errorf("instance usage: %w", err)
+	if u.Start, err = usageStart(m.usage); err != nil {
+		return err
 	}
-	if m.Value, err = finite("quantity", quantity); err != nil {
-		return p, fmt.Errorf("instance usage: %w", err)
+	if u.Quantity, err = finite("quantity", m.quantity); err != nil {
+		return err
 	}
-	if p.Records, err = recordCount(records); err != nil {
-		return p, fmt.Errorf("instance usage: %w", err)
+	p := &u.Records
+	if p.Records, err = recordCount(m.records); err != nil {
+		return err
 	}
-	rate, err := rateEnds(processingMeta, &p)
+	rate, err := rateEnds(m.processingMeta, p)
 	switch {
 	case err != nil:
-		return p, fmt.Errorf("instance usage: processing_meta: %w", err)
-	case rate && (firstUnix == nil || lastUnix == nil):
-		return p, nil
+		return fmt.Errorf("processing_meta: %w", err)
+	case rate && (m.firstUnix == nil || m.lastUnix == nil):
+		return nil
 	}
-	if p.FirstTime, err = unixMillis("firstrecord_timestamp_unix", firstUnix); err != nil {
-		return p, fmt.Errorf("instance usage: %w", err)
+	if p.FirstTime, err = unixMillis("firstrecord_timestamp_unix", m.firstUnix); err != nil {
+		return err
 	}
-	if p.LastTime, err = unixMillis("lastrecord_timestamp_unix", lastUnix); err != nil {
-		return p, fmt.Errorf("instance usage: %w", err)
+	if p.LastTime, err = unixMillis("lastrecord_timestamp_unix", m.lastUnix); err != nil {
+		return err
 	}
 	if !rate {
-		p.FirstValue, p.LastValue = m.Value, m.Value
+		p.FirstValue, p.LastValue = u.Quantity, u.Quantity
 	}
-	return p, nil
+	return nil
 }
 
 // usageFields are the fields usageStart reads, in its order.

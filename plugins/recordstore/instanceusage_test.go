@@ -26,34 +26,37 @@ func utcMillis(layout, v string) int64 {
 }
 
 func TestDecodeInstanceUsage(t *testing.T) {
-	var m monasca.Metric
-	p, err := DecodeInstanceUsage([]byte(usageExample), &m)
+	var m InstanceUsage
+	err := DecodeInstanceUsage([]byte(usageExample), &m)
+	p := m.Records
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := monasca.Metric{
-		Name: "pod_net_in_b_per_sec_per_app",
-		Dimensions: dims(
+	wantP := windowagg.Partial{Records: 6, FirstTime: 1466421899000, FirstValue: 150, LastTime: 1466422184000, LastValue: 150}
+	want := InstanceUsage{
+		MetricID: "pod_net_in_b_per_sec_per_app",
+		Fields: dims(
 			"aggregated_metric_name", "pod.net.in_bytes_sec_agg", "user_id", "all", "zone", "all",
 			"firstrecord_timestamp_string", "2016-06-20 11:24:59", "tenant_id", "all", "region", "all",
 			"usage_hour", "11", "usage_date", "2016-06-20", "resource_uuid", "all", "aggregation_period", "hourly",
 			"host", "all", "lastrecord_timestamp_string", "2016-06-20 11:29:44", "project_id", "all",
 			"usage_minute", "all", "geolocation", "all", "dimensions#app", "wordpress"),
-		Timestamp: utcMillis(timestampLayout, "2016-06-20 11:00:00"),
-		Value:     150,
+		Start:    utcMillis(timestampLayout, "2016-06-20 11:00:00"),
+		Quantity: 150,
+		Records:  wantP,
 	}
 	if !reflect.DeepEqual(m, want) {
-		t.Errorf("metric\n%+v\nwant\n%+v", m, want)
+		t.Errorf("row\n%+v\nwant\n%+v", m, want)
 	}
-	wantP := windowagg.Partial{Records: 6, FirstTime: 1466421899000, FirstValue: 150, LastTime: 1466422184000, LastValue: 150}
 	if p != wantP {
 		t.Errorf("partial %+v, want %+v", p, wantP)
 	}
 }
 
 func TestDecodeInstanceUsageRate(t *testing.T) {
-	var m monasca.Metric
-	p, err := DecodeInstanceUsage([]byte(usageRate), &m)
+	var m InstanceUsage
+	err := DecodeInstanceUsage([]byte(usageRate), &m)
+	p := m.Records
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,12 +65,12 @@ func TestDecodeInstanceUsageRate(t *testing.T) {
 		FirstTime: utcMillis(timestampLayout, "2016-06-10 20:27:01"), FirstValue: 7291,
 		LastTime: utcMillis(timestampLayout, "2016-06-10 20:27:02"), LastValue: 6575,
 	}
-	if p != want || m.Name != "swift_usage_rate" || m.Value != 15.6502 || m.Timestamp != utcMillis(timestampLayout, "2016-06-10 20:00:00") {
-		t.Errorf("metric %+v partial %+v, want partial %+v", m, p, want)
+	if p != want || m.MetricID != "swift_usage_rate" || m.Quantity != 15.6502 || m.Start != utcMillis(timestampLayout, "2016-06-10 20:00:00") {
+		t.Errorf("row %+v partial %+v, want partial %+v", m, p, want)
 	}
 	// The rate entries are not dimensions.
-	if _, ok := m.Dimension("oldest_quantity"); ok {
-		t.Errorf("processing_meta entries among the dimensions: %q", m.Dimensions)
+	if _, ok := m.Field("oldest_quantity"); ok {
+		t.Errorf("processing_meta entries among the dimensions: %q", m.Fields)
 	}
 }
 
@@ -111,18 +114,19 @@ func TestDecodeInstanceUsageFields(t *testing.T) {
 			windowagg.Partial{Records: 3, FirstTime: 0, FirstValue: 2.5, LastTime: 1466421899001, LastValue: 2.5}},
 		{"metric_id as a number", row(`"processing_meta":{"metric_id":7}`), day, nil, windowagg.Partial{}},
 	}
-	var m monasca.Metric
+	var m InstanceUsage
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p, err := DecodeInstanceUsage([]byte(tt.in), &m)
+			err := DecodeInstanceUsage([]byte(tt.in), &m)
+			p := m.Records
 			if err != nil {
 				t.Fatal(err)
 			}
-			if m.Timestamp != tt.ts {
-				t.Errorf("timestamp %d, want %d", m.Timestamp, tt.ts)
+			if m.Start != tt.ts {
+				t.Errorf("timestamp %d, want %d", m.Start, tt.ts)
 			}
-			if tt.dims != nil && !reflect.DeepEqual(m.Dimensions, tt.dims) {
-				t.Errorf("dimensions %q, want %q", m.Dimensions, tt.dims)
+			if tt.dims != nil && !reflect.DeepEqual(m.Fields, tt.dims) {
+				t.Errorf("dimensions %q, want %q", m.Fields, tt.dims)
 			}
 			if tt.p != (windowagg.Partial{}) && p != tt.p {
 				t.Errorf("partial %+v, want %+v", p, tt.p)
@@ -178,31 +182,31 @@ func TestDecodeInstanceUsageErrors(t *testing.T) {
 		{"rate time before 1970", row(strings.Replace(rate, "2016-06-10 20:27:02", "0000-01-01 00:00:00", 1)), `latest_timestamp_string "0000-01-01 00:00:00": want YYYY-MM-DD HH:MM:SS from 1970 on`},
 		{"rate quantity NaN", row(strings.Replace(rate, `"7291.0"`, `"NaN"`, 1)), `oldest_quantity "NaN": want a finite number`},
 	}
-	var m monasca.Metric
+	var m InstanceUsage
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := DecodeInstanceUsage([]byte(tt.in), &m)
+			err := DecodeInstanceUsage([]byte(tt.in), &m)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
 		})
 	}
 	// A complete rate row needs no unix times.
-	if _, err := DecodeInstanceUsage([]byte(`{"usage_date":"2016-06-10","quantity":1,"record_count":2,`+rate+`}`), &m); err != nil {
+	if err := DecodeInstanceUsage([]byte(`{"usage_date":"2016-06-10","quantity":1,"record_count":2,`+rate+`}`), &m); err != nil {
 		t.Errorf("rate row without unix times: %v", err)
 	}
 }
 
 func TestDecodeInstanceUsageReusesDimensions(t *testing.T) {
-	var m monasca.Metric
-	if _, err := DecodeInstanceUsage([]byte(usageExample), &m); err != nil {
+	var m InstanceUsage
+	if err := DecodeInstanceUsage([]byte(usageExample), &m); err != nil {
 		t.Fatal(err)
 	}
-	before := &m.Dimensions[:1][0]
-	if _, err := DecodeInstanceUsage([]byte(row()), &m); err != nil {
+	before := &m.Fields[:1][0]
+	if err := DecodeInstanceUsage([]byte(row()), &m); err != nil {
 		t.Fatal(err)
 	}
-	if &m.Dimensions[0] != before || len(m.Dimensions) != 1 {
-		t.Errorf("dimensions %q did not reuse their array", m.Dimensions)
+	if &m.Fields[0] != before || len(m.Fields) != 1 {
+		t.Errorf("dimensions %q did not reuse their array", m.Fields)
 	}
 }

@@ -38,9 +38,9 @@ type Row struct {
 	ValueMeta            map[string]string `json:"value_meta"`
 }
 
-// EncodeRow renders a record (see package recordstore) as JSON. The
-// maps are written with sorted keys, so equal records give equal bytes.
-func EncodeRow(r *monasca.Metric) ([]byte, error) {
+// EncodeRow renders a record as JSON. The maps are written with sorted
+// keys, so equal records give equal bytes.
+func EncodeRow(r *Record) ([]byte, error) {
 	t := time.UnixMilli(r.Timestamp).UTC()
 	j := Row{
 		EventTimestampUnix:   float64(r.Timestamp) / 1000,
@@ -54,7 +54,7 @@ func EncodeRow(r *monasca.Metric) ([]byte, error) {
 		Dimensions:           map[string]string{},
 		ValueMeta:            map[string]string{},
 	}
-	for _, d := range r.Dimensions {
+	for _, d := range r.Fields {
 		switch d.Key {
 		case KeyEventType:
 			j.EventType, j.EventQuantityName = d.Value, d.Value
@@ -92,14 +92,14 @@ func EncodeRow(r *monasca.Metric) ([]byte, error) {
 }
 
 // DecodeRow reads a record-store row (as EncodeRow writes it, and as
-// monasca-transform's record store held it) into the record representation
-// of the package documentation: Name is metric_id, the record fields and the
-// raw maps become dimensions, Timestamp comes from event_timestamp_unix
+// monasca-transform's record store held it) into rec: MetricID is
+// metric_id, the record fields and the raw maps become Fields, in the
+// layout of the package documentation, Timestamp comes from event_timestamp_unix
 // (seconds) and Value from event_quantity, which must be JSON numbers, as
 // EncodeRow and monasca-transform's record store write them. This input is
 // for replaying and testing records, not a hot path: it uses encoding/json
 // and allocates.
-func DecodeRow(b []byte, m *monasca.Metric) error {
+func DecodeRow(b []byte, rec *Record) error {
 	var r Row
 	if err := json.Unmarshal(b, &r); err != nil {
 		return fmt.Errorf("record store row: %w", err)
@@ -112,25 +112,25 @@ func DecodeRow(b []byte, m *monasca.Metric) error {
 	case math.IsNaN(r.EventTimestampUnix) || math.IsInf(r.EventTimestampUnix, 0) || r.EventTimestampUnix < 0 || r.EventTimestampUnix > maxUnixMillis/1000:
 		return fmt.Errorf("record store row: event_timestamp_unix %v is out of range", r.EventTimestampUnix)
 	}
-	*m = monasca.Metric{
-		Name:       r.MetricID,
-		Timestamp:  int64(math.Floor(r.EventTimestampUnix * 1000)),
-		Value:      r.EventQuantity,
-		Region:     r.Region,
-		Dimensions: m.Dimensions[:0],
+	*rec = Record{
+		MetricID:  r.MetricID,
+		Timestamp: int64(math.Floor(r.EventTimestampUnix * 1000)),
+		Value:     r.EventQuantity,
+		Region:    r.Region,
+		Fields:    rec.Fields[:0],
 	}
 	for _, f := range [...][2]string{
 		{KeyEventType, r.EventType}, {KeyMetricID, r.MetricID}, {KeyTenantID, r.TenantID}, {KeyUserID, r.UserID},
 		{KeyResourceUUID, r.ResourceUUID}, {KeyRegion, r.Region}, {KeyZone, r.Zone}, {KeyHost, r.Host},
 	} {
-		m.Dimensions = append(m.Dimensions, monasca.Dimension{Key: f[0], Value: f[1]})
+		rec.Fields = append(rec.Fields, monasca.Dimension{Key: f[0], Value: f[1]})
 	}
 	for _, raw := range [...]struct {
 		prefix  string
 		entries map[string]string
 	}{{PrefixDimensions, r.Dimensions}, {PrefixMeta, r.Meta}, {PrefixValueMeta, r.ValueMeta}} {
 		for k, v := range raw.entries {
-			m.Dimensions = append(m.Dimensions, monasca.Dimension{Key: raw.prefix + k, Value: v})
+			rec.Fields = append(rec.Fields, monasca.Dimension{Key: raw.prefix + k, Value: v})
 		}
 	}
 	return nil

@@ -27,7 +27,7 @@ func TestRowRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back monasca.Metric
+	var back Record
 	if err := DecodeRow(raw, &back); err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +36,8 @@ func TestRowRoundTrip(t *testing.T) {
 		slices.SortFunc(d, func(a, b monasca.Dimension) int { return strings.Compare(a.Key, b.Key) })
 		return d
 	}
-	if back.Name != "vcpus_all" || back.Timestamp != recs[0].Timestamp || back.Value != 2 ||
-		!slices.Equal(sortDims(back.Dimensions), sortDims(recs[0].Dimensions)) {
+	if back.MetricID != "vcpus_all" || back.Timestamp != recs[0].Timestamp || back.Value != 2 ||
+		!slices.Equal(sortDims(back.Fields), sortDims(recs[0].Fields)) {
 		t.Fatalf("row %s decoded to %+v, want %+v", raw, back, recs[0])
 	}
 }
@@ -51,8 +51,8 @@ func TestDecodeRowErrors(t *testing.T) {
 		"wrong quantity":    `{"metric_id":"a","event_type":"a","event_timestamp_unix":1,"event_quantity":"x"}`,
 		"dimension objects": `{"metric_id":"a","event_type":"a","event_timestamp_unix":1,"dimensions":{"a":{}}}`,
 	} {
-		var m monasca.Metric
-		if err := DecodeRow([]byte(row), &m); err == nil {
+		var r Record
+		if err := DecodeRow([]byte(row), &r); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -1,15 +1,18 @@
 // Package recordstore turns Monasca metrics into monasca-transform's record
 // store: the per-record fields that transform specifications group, filter
-// and name by. A record is represented as a synthetic monasca.Metric that
-// the windowagg engine aggregates like any other metric:
+// and name by. A Record is laid out so:
 //
-//   - Name is the transform spec id (metric_id) the record fans out to;
-//   - Dimensions hold the record fields: event_type, metric_id, tenant_id,
+//   - MetricID is the transform spec id (metric_id) the record fans out to;
+//   - Fields hold the record fields: event_type, metric_id, tenant_id,
 //     user_id, resource_uuid, region, zone and host (derived as
 //     monasca-transform derived them, "NA" when absent), and the raw maps as
 //     "dimensions#<key>", "meta#<key>" and "value_meta#<key>";
-//   - Timestamp and Value are the metric's; TenantID is empty (transform
-//     specs aggregate across tenants) and Region is meta.region.
+//   - Timestamp and Value are the metric's and Region is meta.region.
+//
+// The engine aggregates a record as a windowagg.Sample (Record.Sample),
+// named by its metric id and without a tenant, since transform specs
+// aggregate across tenants. The package also reads monasca-transform's
+// instance-usage rows (DecodeInstanceUsage), which its hourly stage took.
 package recordstore
 
 // Spec is one pre-transform specification: which metrics enter the record

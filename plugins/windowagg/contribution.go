@@ -1,7 +1,6 @@
 package windowagg
 
 import (
-	"encoding/binary"
 	"fmt"
 	"slices"
 )
@@ -59,25 +58,12 @@ func (e *Engine) FlushStates(dst []SeriesState) ([]SeriesState, int64) {
 // source had already reported the window delivered, or the state equals
 // the one the closed window holds. It fails for a state that does not fit
 // the engine's rules. The outcome is counted for the rule (TakeRuleCounts).
-func (e *Engine) Contribute(src Source, offset int64, s *SeriesState) (res AddResult, err error) {
+func (e *Engine) Contribute(src Source, offset int64, s *SeriesState) (res AddResult, _ error) {
 	r := e.named[s.Rule]
-	defer func() {
-		if err == nil && r != nil {
-			r.counts.add(&res)
-		}
-	}()
-	switch {
-	case !e.cfg.Contributions:
-		return res, fmt.Errorf("the engine does not take contributions")
-	case r == nil:
-		return res, fmt.Errorf("no rule named %q", s.Rule)
-	case s.WindowEnd-s.WindowStart != r.size || floorDiv(s.WindowStart, r.size)*r.size != s.WindowStart:
-		return res, fmt.Errorf("rule %q: window [%d, %d) is not one of its windows of %d ms", s.Rule, s.WindowStart, s.WindowEnd, r.size)
-	case len(s.Values) != len(r.GroupBy):
-		return res, fmt.Errorf("rule %q groups by %d dimensions, the state has %d values", s.Rule, len(r.GroupBy), len(s.Values))
-	case s.State.Count <= 0:
-		return res, fmt.Errorf("rule %q: empty state", s.Rule)
+	if err := e.checkContribution(r, s); err != nil {
+		return res, err
 	}
+	defer r.counts.add(&res)
 	so := e.source(src, e.clock())
 	closeAt := s.WindowStart + r.size + e.lag
 	w := e.windowFor(r, s.WindowStart, closeAt, &res)
@@ -122,6 +108,24 @@ func (e *Engine) Contribute(src Source, offset int64, s *SeriesState) (res AddRe
 	return res, nil
 }
 
+// checkContribution reports a state that does not fit r, the rule it names
+// (nil when none does).
+func (e *Engine) checkContribution(r *ruleState, s *SeriesState) error {
+	switch {
+	case !e.cfg.Contributions:
+		return fmt.Errorf("the engine does not take contributions")
+	case r == nil:
+		return fmt.Errorf("no rule named %q", s.Rule)
+	case s.WindowEnd-s.WindowStart != r.size || WindowStart(s.WindowStart, r.size) != s.WindowStart:
+		return fmt.Errorf("rule %q: window [%d, %d) is not one of its windows of %d ms", s.Rule, s.WindowStart, s.WindowEnd, r.size)
+	case len(s.Values) != len(r.GroupBy):
+		return fmt.Errorf("rule %q groups by %d dimensions, the state has %d values", s.Rule, len(r.GroupBy), len(s.Values))
+	case s.State.Count <= 0:
+		return fmt.Errorf("rule %q: empty state", s.Rule)
+	}
+	return nil
+}
+
 // Progress records that stage-one source src has delivered the states of
 // every window closing at or before through (its frontier, from
 // FlushStates), as of input offset offset, and whether it is idle (see
@@ -149,38 +153,19 @@ func CheckRuleNames(rules []Rule) error {
 	return nil
 }
 
-// appendContributionKey is appendSeriesKey for a contribution: the tenant,
-// the group values and, last, the contributing source, so that emit can
-// merge the contributions of a series, whose keys sort next to each other.
-func appendContributionKey(dst []byte, tenant uint32, values []string, src Source) []byte {
-	dst = binary.AppendUvarint(dst, uint64(tenant))
-	for _, v := range values {
-		dst = appendLengthPrefixed(dst, v)
-	}
-	dst = binary.AppendUvarint(dst, uint64(len(src.Stream)+5))
-	dst = append(dst, src.Stream...)
-	dst = append(dst, '/')
-	return binary.BigEndian.AppendUint32(dst, uint32(src.Partition))
-}
-
-func appendLengthPrefixed(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
 // route returns the final group key of a series of r with the given tenant
 // and group values: the rule, the tenant and the values the output is
 // grouped by, which are the rollup's when r rolls up. A Combiner may join
 // any rows of a window, so every series of a rule with one shares a route.
 func (r *Rule) route(tenant string, values []string) string {
-	b := appendLengthPrefixed(nil, r.Name)
+	b := AppendKeyPart(nil, r.Name)
 	if r.Combine != nil {
 		return string(b)
 	}
-	b = appendLengthPrefixed(b, tenant)
+	b = AppendKeyPart(b, tenant)
 	if r.Rollup == nil {
 		for _, v := range values {
-			b = appendLengthPrefixed(b, v)
+			b = AppendKeyPart(b, v)
 		}
 		return string(b)
 	}
@@ -189,7 +174,7 @@ func (r *Rule) route(tenant string, values []string) string {
 		if i := slices.Index(r.GroupBy, k); i >= 0 {
 			v = values[i]
 		}
-		b = appendLengthPrefixed(b, v)
+		b = AppendKeyPart(b, v)
 	}
 	return string(b)
 }

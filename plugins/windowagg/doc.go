@@ -8,4 +8,40 @@
 // configuration. Reading order for a newcomer: Rule (what to aggregate),
 // Engine.Add (one metric in), Engine.Flush (closed windows out), State and
 // Function (how a value is computed).
+//
+// # Words
+//
+// These words have one meaning each, here and in the adapters.
+//
+//   - Rule: one compiled aggregation of either spec language: which samples
+//     it takes, how it groups them, its function and its output naming.
+//   - Series: what one rule aggregates in one window for one tenant and one
+//     set of group values; it becomes one aggregate (before any rollup).
+//   - Source: one ordered input stream, a Kafka topic partition; the engine
+//     tracks event time per source.
+//   - Watermark: the least latest event time over the sources that are not
+//     quiet. A window closes when the watermark reaches its close time.
+//   - Close time: a window's end plus the lag, epoch ms. Closing a window
+//     emits its aggregates; it takes no more samples unless kept for
+//     corrections.
+//   - Frontier: the close time through which windows have been emitted
+//     (Engine.Frontier). It only moves forward, and it is what a checkpoint
+//     records and Restore takes back.
+//   - Replay: input read again after a restart or a rebalance. A sample of a
+//     window closing at or before the restored frontier is a replay: counted
+//     (AddResult.Replayed), not aggregated twice.
+//   - Snapshot: the engine's complete state in bytes (AppendSnapshot,
+//     RestoreSnapshot), from which another engine continues exactly.
+//   - Checkpoint: a snapshot saved durably, with the input offsets it
+//     reflects, by the buffer (package components); input is acknowledged
+//     once a checkpoint or the output holds what it contributed to.
+//   - Lane: in the scale-out stages of the buffer, one input partition's
+//     own engine, held acknowledgements and checkpoint, so that the
+//     partition can move to another instance with its state.
+//   - Contribution: the series state a stage-one lane hands to stage two for
+//     one closed window (SeriesState); a later one from the same source
+//     replaces it (Engine.Contribute).
+//   - Route: the final group key of a series (SeriesState.Route): series of
+//     different routes never meet in one output row, so stage two may be
+//     partitioned by it.
 package windowagg

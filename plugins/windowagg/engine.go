@@ -141,8 +141,9 @@ type Engine struct {
 	sources map[Source]*source
 	// discovered is the wall-clock time the last new source was seen.
 	discovered time.Time
-	// frontier is the close time up to which every window is closed: a
-	// window whose end plus lag is at or before it accepts no more samples.
+	// frontier is the close time through which windows have been emitted:
+	// a window whose end plus lag is at or before it accepts no more
+	// samples, except as a correction.
 	frontier int64
 	// restored is the frontier given to Restore.
 	restored int64
@@ -152,7 +153,8 @@ type Engine struct {
 	tenants interner
 	regions interner
 	keyBuf  []byte
-	open    int // open series over all rules and windows
+	sample  monasca.Metric // AddSample's and AddPartial's, see asMetric
+	open    int            // open series over all rules and windows
 }
 
 // Source identifies one ordered input stream, such as a Kafka topic
@@ -274,16 +276,30 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 	return e, nil
 }
 
-// Add folds m, read from input source src, into the window of every rule it
-// matches, and counts the outcome per rule (TakeRuleCounts).
+// Add folds metric m, read from input source src, into the window of every
+// rule it matches, and counts the outcome per rule (TakeRuleCounts).
 func (e *Engine) Add(src Source, m *monasca.Metric) AddResult {
-	return e.add(src, m, Partial{Records: 1, FirstTime: m.Timestamp, FirstValue: m.Value, LastTime: m.Timestamp, LastValue: m.Value})
+	return e.add(src, m, single(m.Timestamp, m.Value))
 }
 
-// AddPartial folds m as a value that already summarises p.Records records
-// (see State.AddPartial); m.Timestamp places it in its windows.
-func (e *Engine) AddPartial(src Source, m *monasca.Metric, p Partial) AddResult {
-	return e.add(src, m, p)
+// AddSample is Add for an input that is not a metric, such as a record of
+// the record store.
+func (e *Engine) AddSample(src Source, s *Sample) AddResult {
+	return e.add(src, e.asMetric(s), single(s.Timestamp, s.Value))
+}
+
+// AddPartial folds s as a value that already summarises p.Records records
+// (see State.AddPartial); s.Timestamp places it in its windows.
+func (e *Engine) AddPartial(src Source, s *Sample, p Partial) AddResult {
+	return e.add(src, e.asMetric(s), p)
+}
+
+// asMetric copies s into the engine's scratch metric. The engine reads its
+// input as a metric, so that Add, the hot path, copies nothing; of the
+// metric it reads only what a Sample has.
+func (e *Engine) asMetric(s *Sample) *monasca.Metric {
+	e.sample = monasca.Metric{Name: s.Name, Dimensions: s.Dimensions, TenantID: s.TenantID, Region: s.Region, Timestamp: s.Timestamp, Value: s.Value}
+	return &e.sample
 }
 
 func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
@@ -303,51 +319,54 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 		return res
 	}
 	s := e.source(src, now)
-	if m.Timestamp > s.maxTime {
-		s.maxTime = m.Timestamp
-	}
+	s.maxTime = max(s.maxTime, m.Timestamp)
 	for _, r := range e.byName[m.Name] {
-		if !r.matches(m) {
-			continue
+		if r.matches(m) {
+			e.addToRule(r, m, p, &res)
 		}
-		start := floorDiv(m.Timestamp, r.size) * r.size
-		closeAt := start + r.size + e.lag
-		late := res.Late - res.Replayed
-		w := e.windowFor(r, start, closeAt, &res)
-		if w == nil {
-			if res.Late-res.Replayed > late {
-				r.counts.Late++ // a replay of emitted input is not late
-			}
-			continue
-		}
-		tenant := m.TenantID
-		if r.AcrossTenants {
-			tenant = ""
-		}
-		e.keyBuf = appendSeriesKey(e.keyBuf[:0], e.tenants.id(tenant), m, r.GroupBy)
-		idx, ok := w.index[string(e.keyBuf)]
-		if !ok && e.cfg.MaxSeries > 0 && int(w.n) >= e.cfg.MaxSeries {
-			res.Rejected++
-			r.counts.Rejected++
-			continue
-		}
-		if !ok {
-			idx = w.newSeries(e.regions.id(m.Region))
-			w.index[string(e.keyBuf)] = idx
-			e.open++
-		}
-		w.series(idx).state.AddPartial(m.Value, p)
-		if closeAt <= e.frontier {
-			w.dirty = true
-			res.Corrected++
-			r.counts.Corrected++
-			continue
-		}
-		res.Matched++
-		r.counts.Matched++
-		res.CloseAt = max(res.CloseAt, closeAt)
 	}
 	return res
+}
+
+// addToRule folds m into its window of rule r, counting the outcome in res
+// and in the rule's counts.
+func (e *Engine) addToRule(r *ruleState, m *monasca.Metric, p Partial, res *AddResult) {
+	start := WindowStart(m.Timestamp, r.size)
+	closeAt := start + r.size + e.lag
+	late := res.Late - res.Replayed
+	w := e.windowFor(r, start, closeAt, res)
+	if w == nil {
+		if res.Late-res.Replayed > late {
+			r.counts.Late++ // a replay of emitted input is not late
+		}
+		return
+	}
+	tenant := m.TenantID
+	if r.AcrossTenants {
+		tenant = ""
+	}
+	e.keyBuf = appendSeriesKey(e.keyBuf[:0], e.tenants.id(tenant), m, r.GroupBy)
+	idx, ok := w.index[string(e.keyBuf)]
+	if !ok && e.cfg.MaxSeries > 0 && int(w.n) >= e.cfg.MaxSeries {
+		res.Rejected++
+		r.counts.Rejected++
+		return
+	}
+	if !ok {
+		idx = w.newSeries(e.regions.id(m.Region))
+		w.index[string(e.keyBuf)] = idx
+		e.open++
+	}
+	w.series(idx).state.AddPartial(m.Value, p)
+	if closeAt <= e.frontier {
+		w.dirty = true
+		res.Corrected++
+		r.counts.Corrected++
+		return
+	}
+	res.Matched++
+	r.counts.Matched++
+	res.CloseAt = max(res.CloseAt, closeAt)
 }
 
 // source returns the state of src, registering a new source, and marks it
@@ -468,11 +487,11 @@ func (e *Engine) anyOpen() bool {
 // FlushAll closes every open window, whatever the watermark, as at the end
 // of a finite input.
 func (e *Engine) FlushAll(dst []Aggregate) []Aggregate {
-	wm := e.frontier
+	through := e.frontier
 	if e.anyOpen() {
-		wm = e.lastCloseAt()
+		through = e.lastCloseAt()
 	}
-	e.closeThrough(wm, func(r *ruleState, w *window) { dst = e.emit(r, w, dst) })
+	e.closeThrough(through, func(r *ruleState, w *window) { dst = e.emit(r, w, dst) })
 	return dst
 }
 
@@ -483,11 +502,11 @@ func (e *Engine) Idle() bool {
 	return !ok && !e.anyOpen()
 }
 
-// closeThrough closes the windows whose close time is at or before wm and
+// closeThrough closes the windows whose close time is at or before through and
 // hands them to emit in close-time order, with the kept closed windows that
 // late samples changed since they were emitted; then it drops the closed
 // windows kept longer than the allowed lateness.
-func (e *Engine) closeThrough(wm int64, emit func(*ruleState, *window)) {
+func (e *Engine) closeThrough(through int64, emit func(*ruleState, *window)) {
 	type closing struct {
 		closeAt int64
 		rule    int
@@ -502,11 +521,11 @@ func (e *Engine) closeThrough(wm int64, emit func(*ruleState, *window)) {
 			}
 		}
 	}
-	if wm > e.frontier {
-		e.frontier = wm
+	if through > e.frontier {
+		e.frontier = through
 		for i, r := range e.rules {
 			for start, w := range r.windows {
-				if closeAt := start + r.size + e.lag; closeAt <= wm {
+				if closeAt := start + r.size + e.lag; closeAt <= through {
 					due = append(due, closing{closeAt, i, w})
 					delete(r.windows, start)
 					if e.lateness > 0 {
@@ -549,7 +568,7 @@ func (e *Engine) Restore(frontier int64) {
 	}
 }
 
-// Frontier returns the close time up to which every window has been flushed.
+// Frontier returns the close time through which windows have been emitted.
 func (e *Engine) Frontier() int64 { return e.frontier }
 
 // OpenSeries returns the number of series held, in open windows and in
@@ -602,35 +621,7 @@ func (in *interner) str(id uint32) string { return in.list[id] }
 // emit appends the aggregates of one closed window of the rule: one row per
 // group, then the rule's Combiner, Rollup and naming.
 func (e *Engine) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
-	// Groups are visited in the order of tenant, then group values, so
-	// output is deterministic whatever the map or arrival order.
-	keys := make([]string, 0, len(w.index))
-	for key := range w.index {
-		keys = append(keys, key)
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		ta, na := binary.Uvarint([]byte(a[:min(len(a), binary.MaxVarintLen32)]))
-		tb, nb := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen32)]))
-		if c := strings.Compare(e.tenants.str(uint32(ta)), e.tenants.str(uint32(tb))); c != 0 {
-			return c
-		}
-		return strings.Compare(a[na:], b[nb:])
-	})
-	rows := make([]Row, 0, len(keys))
-	for _, key := range keys {
-		s := w.series(w.index[key])
-		tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)+1))
-		if e.cfg.Contributions {
-			// The last value names the contributing source; the keys of
-			// one series' contributions sort next to each other.
-			values = values[:len(values)-1]
-			if n := len(rows); n > 0 && rows[n-1].TenantID == e.tenants.str(tenant) && slices.Equal(rows[n-1].Values, values) {
-				rows[n-1].State.Merge(&s.state)
-				continue
-			}
-		}
-		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: e.tenants.str(tenant), Region: e.regions.str(s.region), State: s.state})
-	}
+	rows := e.groupRows(r, w)
 	valued := rows[:0]
 	for _, row := range rows {
 		v, ok := r.Function.Result(&row.State)
@@ -664,38 +655,37 @@ func (e *Engine) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
 	return dst
 }
 
-// appendSeriesKey encodes the tenant's number and the grouped dimension
-// values of m, each value length-prefixed so that none can run into the next.
-func appendSeriesKey(dst []byte, tenant uint32, m *monasca.Metric, groupBy []string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(tenant))
-	for _, k := range groupBy {
-		v, _ := m.Dimension(k)
-		dst = appendLengthPrefixed(dst, v)
+// groupRows returns one row per group of a closed window, without values,
+// the contributions of a series merged.
+func (e *Engine) groupRows(r *ruleState, w *window) []Row {
+	// Groups are visited in the order of tenant, then group values, so
+	// output is deterministic whatever the map or arrival order.
+	keys := make([]string, 0, len(w.index))
+	for key := range w.index {
+		keys = append(keys, key)
 	}
-	return dst
-}
-
-// decodeSeriesKey splits a key made by appendSeriesKey, appending the
-// dimension values to values.
-func decodeSeriesKey(key string, values []string) (tenant uint32, _ []string) {
-	uvarint := func() uint64 {
-		n, w := binary.Uvarint([]byte(key[:min(len(key), binary.MaxVarintLen64)]))
-		key = key[w:]
-		return n
+	slices.SortFunc(keys, func(a, b string) int {
+		ta, na := binary.Uvarint([]byte(a[:min(len(a), binary.MaxVarintLen32)]))
+		tb, nb := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen32)]))
+		if c := strings.Compare(e.tenants.str(uint32(ta)), e.tenants.str(uint32(tb))); c != 0 {
+			return c
+		}
+		return strings.Compare(a[na:], b[nb:])
+	})
+	rows := make([]Row, 0, len(keys))
+	for _, key := range keys {
+		s := w.series(w.index[key])
+		tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)+1))
+		if e.cfg.Contributions {
+			// The last value names the contributing source; the keys of
+			// one series' contributions sort next to each other.
+			values = values[:len(values)-1]
+			if n := len(rows); n > 0 && rows[n-1].TenantID == e.tenants.str(tenant) && slices.Equal(rows[n-1].Values, values) {
+				rows[n-1].State.Merge(&s.state)
+				continue
+			}
+		}
+		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: e.tenants.str(tenant), Region: e.regions.str(s.region), State: s.state})
 	}
-	tenant = uint32(uvarint())
-	for len(key) > 0 {
-		n := uvarint()
-		values = append(values, key[:n])
-		key = key[n:]
-	}
-	return tenant, values
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
-	}
-	return q
+	return rows
 }

@@ -47,6 +47,11 @@ func metric(name string, ts int64, v float64, tenant string, dims ...string) *mo
 	return m
 }
 
+// sampleOf is m as a Sample, for AddSample and AddPartial.
+func sampleOf(m *monasca.Metric) *Sample {
+	return &Sample{Name: m.Name, Dimensions: m.Dimensions, TenantID: m.TenantID, Region: m.Region, Timestamp: m.Timestamp, Value: m.Value}
+}
+
 var p0 = Source{Stream: "metrics", Partition: 0}
 var p1 = Source{Stream: "metrics", Partition: 1}
 

@@ -1,11 +1,6 @@
 package windowagg
 
-import (
-	"fmt"
-	"sort"
-	"strings"
-	"sync"
-)
+import "strings"
 
 // Function computes the output value of a series from its State. It returns
 // false when the samples cannot define a value (the delta of one sample, for
@@ -15,41 +10,18 @@ type Function interface {
 	Result(s *State) (float64, bool)
 }
 
-var (
-	functionsMu sync.RWMutex
-	functions   = map[string]Function{}
-)
+// functions are the registered functions by lower-case name: spec languages
+// name them in any case.
+var functions = NewRegistry[Function]("windowagg: function")
 
 // RegisterFunction makes f available to specs under f.Name(). Functions are
 // registered from init functions, so a user's own build can add one beside the
 // built-in ones; registering a name twice is a programming error and panics.
-func RegisterFunction(f Function) {
-	functionsMu.Lock()
-	defer functionsMu.Unlock()
-	name := strings.ToLower(f.Name())
-	if _, exists := functions[name]; exists {
-		panic(fmt.Sprintf("windowagg: function %q registered twice", name))
-	}
-	functions[name] = f
-}
+func RegisterFunction(f Function) { functions.Register(strings.ToLower(f.Name()), f) }
 
 // LookupFunction returns the function registered under name (case-insensitive).
-func LookupFunction(name string) (Function, bool) {
-	functionsMu.RLock()
-	defer functionsMu.RUnlock()
-	f, ok := functions[strings.ToLower(name)]
-	return f, ok
-}
+func LookupFunction(name string) (Function, bool) { return functions.Lookup(strings.ToLower(name)) }
 
 // FunctionNames lists the registered function names in order, for error
 // messages and documentation.
-func FunctionNames() []string {
-	functionsMu.RLock()
-	defer functionsMu.RUnlock()
-	names := make([]string, 0, len(functions))
-	for n := range functions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
-}
+func FunctionNames() []string { return functions.Names() }

@@ -1,7 +1,6 @@
 package windowagg
 
 import (
-	"encoding/binary"
 	"slices"
 	"strings"
 
@@ -62,8 +61,7 @@ func (r *Rule) rollup(rows []Row, windowStart int64) []Row {
 	var key []byte
 	for i := range rows {
 		row := &rows[i]
-		key = binary.AppendUvarint(key[:0], uint64(len(row.TenantID)))
-		key = append(key, row.TenantID...)
+		key = AppendKeyPart(key[:0], row.TenantID)
 		values := make([]string, len(r.Rollup.GroupBy))
 		for j, k := range r.Rollup.GroupBy {
 			v, ok := row.Get(k)
@@ -71,8 +69,7 @@ func (r *Rule) rollup(rows []Row, windowStart int64) []Row {
 				v = r.Rollup.Ungrouped
 			}
 			values[j] = v
-			key = binary.AppendUvarint(key, uint64(len(v)))
-			key = append(key, v...)
+			key = AppendKeyPart(key, v)
 		}
 		g := groups[string(key)]
 		if g == nil {

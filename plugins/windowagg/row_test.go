@@ -97,8 +97,8 @@ func TestCombinerRollupWithUngroupedKeyAndNamer(t *testing.T) {
 func TestAddPartialCountsRecordsAndValuesApart(t *testing.T) {
 	clock := &fakeClock{now: time.UnixMilli(t0)}
 	e := newTestEngine(t, clock, Rule{Name: "r", MetricName: "m", OutputName: "o", Function: fn(t, "avg")})
-	e.AddPartial(p0, metric("m", t0, 10, "t"), Partial{Records: 4, FirstTime: t0 + 5_000, FirstValue: 10, LastTime: t0 + 6_000, LastValue: 10})
-	e.AddPartial(p0, metric("m", t0, 20, "t"), Partial{Records: 7, FirstTime: t0 + 1_000, FirstValue: 20, LastTime: t0 + 3_000, LastValue: 20})
+	e.AddPartial(p0, sampleOf(metric("m", t0, 10, "t")), Partial{Records: 4, FirstTime: t0 + 5_000, FirstValue: 10, LastTime: t0 + 6_000, LastValue: 10})
+	e.AddPartial(p0, sampleOf(metric("m", t0, 20, "t")), Partial{Records: 7, FirstTime: t0 + 1_000, FirstValue: 20, LastTime: t0 + 3_000, LastValue: 20})
 	out := e.FlushAll(nil)
 	if len(out) != 1 || out[0].Value != 15 || out[0].Count != 11 || out[0].FirstTime != t0+1_000 || out[0].LastTime != t0+6_000 {
 		t.Fatalf("%+v", out)

@@ -1,7 +1,7 @@
 package windowagg
 
-// RuleCounts counts what Add, AddPartial and Contribute did for one rule:
-// the samples (or contributions) folded into open windows (Matched), into
+// RuleCounts counts what Add, AddSample, AddPartial and Contribute did for
+// one rule: the samples (or contributions) folded into open windows (Matched), into
 // closed windows kept for corrections (Corrected), dropped because their
 // window was gone (Late; a replay of input emitted before a Restore is not
 // counted), and refused by Config.MaxSeries (Rejected). Unlike AddResult,

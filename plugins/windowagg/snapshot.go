@@ -101,7 +101,7 @@ func (e *Engine) AppendSnapshot(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(srcs)))
 	for _, src := range srcs {
 		s := e.sources[src]
-		dst = appendLengthPrefixed(dst, src.Stream)
+		dst = AppendKeyPart(dst, src.Stream)
 		dst = binary.AppendVarint(dst, int64(src.Partition))
 		dst = binary.AppendVarint(dst, s.maxTime)
 		dst = append(dst, boolByte(s.idle))
@@ -111,7 +111,7 @@ func (e *Engine) AppendSnapshot(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(e.rules)))
 	var keys []string
 	for _, r := range e.rules {
-		dst = appendLengthPrefixed(dst, r.Name)
+		dst = AppendKeyPart(dst, r.Name)
 		dst = binary.AppendUvarint(dst, uint64(r.size))
 		dst = appendStrings(dst, r.GroupBy)
 		dst, keys = appendWindows(dst, r.windows, keys)
@@ -123,7 +123,7 @@ func (e *Engine) AppendSnapshot(dst []byte) []byte {
 func appendStrings(dst []byte, list []string) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(list)))
 	for _, s := range list {
-		dst = appendLengthPrefixed(dst, s)
+		dst = AppendKeyPart(dst, s)
 	}
 	return dst
 }
@@ -167,7 +167,7 @@ func appendWindows(dst []byte, ws map[int64]*window, keys []string) ([]byte, []s
 			keys[i] = key
 		}
 		for _, key := range keys {
-			dst = appendLengthPrefixed(dst, key)
+			dst = AppendKeyPart(dst, key)
 		}
 		for _, chunk := range w.chunks {
 			for i := range chunk {
@@ -233,15 +233,71 @@ func appendSeries(dst []byte, s *series, start int64) []byte {
 //
 // A snapshot that is truncated, corrupted (CRC-32 mismatch) or inconsistent,
 // or of an unknown version, returns an error and leaves the engine as it was.
-func (e *Engine) RestoreSnapshot(snapshot []byte) error {
-	_, err := e.restoreSnapshot(snapshot)
-	return err
+func (e *Engine) RestoreSnapshot(snap []byte) error {
+	payload, err := e.checkSnapshot(snap)
+	if err != nil {
+		return err
+	}
+	r := &snapReader{b: payload, off: snapshotHeader}
+	frontier := r.varint()
+	restored := r.varint()
+	tenants := r.interner("tenant")
+	regions := r.interner("region")
+	sources := r.sources()
+	shape := seriesKeyShape{tenants: len(tenants.list), regions: len(regions.list), contribution: e.cfg.Contributions}
+	rules := make([]restoredRule, len(e.rules))
+	open := r.rules(e.rules, rules, shape)
+	if r.err == nil && r.off != len(payload) {
+		r.fail("%d bytes left over after the last rule", len(payload)-r.off)
+	}
+	if r.err != nil {
+		return r.err
+	}
+
+	// Everything is read and checked: swap it in.
+	now := e.clock()
+	for _, s := range sources {
+		s.lastSeen = now
+	}
+	e.frontier, e.restored = frontier, restored
+	e.tenants, e.regions = tenants, regions
+	e.sources, e.discovered = sources, now
+	for i, rs := range e.rules {
+		rr := rules[i]
+		if rr.windows == nil {
+			rr = restoredRule{map[int64]*window{}, map[int64]*window{}}
+		}
+		rs.windows, rs.closed = rr.windows, rr.closed
+	}
+	e.open = open
+	return nil
 }
 
-// restoreStats counts what a restore dropped.
-type restoreStats struct {
-	droppedWindows int // windows of rules removed or changed
-	droppedSeries  int // their series
+// checkSnapshot checks the header and the checksum of a snapshot for this
+// engine, and returns the payload without the trailer.
+func (e *Engine) checkSnapshot(snap []byte) ([]byte, error) {
+	switch {
+	case len(snap) < snapshotHeader+snapshotTrailer:
+		return nil, fmt.Errorf("windowagg: snapshot of %d bytes is too short", len(snap))
+	case string(snap[:len(snapshotMagic)]) != snapshotMagic:
+		return nil, errors.New("windowagg: not an engine snapshot (bad magic)")
+	case snap[len(snapshotMagic)] != snapshotVersion:
+		return nil, fmt.Errorf("windowagg: snapshot format version %d is not supported (this build reads version %d)", snap[len(snapshotMagic)], snapshotVersion)
+	}
+	payload := snap[:len(snap)-snapshotTrailer]
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(snap[len(payload):]) {
+		return nil, errors.New("windowagg: snapshot checksum mismatch: truncated or corrupted")
+	}
+	flags := snap[len(snapshotMagic)+1]
+	contributions := flags&snapshotContributions != 0
+	switch {
+	case flags&^snapshotContributions != 0:
+		return nil, fmt.Errorf("windowagg: snapshot has unknown flags %#x", flags)
+	case contributions != e.cfg.Contributions:
+		return nil, fmt.Errorf("windowagg: snapshot of an engine with Contributions=%v cannot restore into one with Contributions=%v",
+			contributions, e.cfg.Contributions)
+	}
+	return payload, nil
 }
 
 // restoredRule is what a snapshot holds for one rule of the engine.
@@ -249,47 +305,18 @@ type restoredRule struct {
 	windows, closed map[int64]*window
 }
 
-func (e *Engine) restoreSnapshot(snap []byte) (restoreStats, error) {
-	var stats restoreStats
-	switch {
-	case len(snap) < snapshotHeader+snapshotTrailer:
-		return stats, fmt.Errorf("windowagg: snapshot of %d bytes is too short", len(snap))
-	case string(snap[:len(snapshotMagic)]) != snapshotMagic:
-		return stats, errors.New("windowagg: not an engine snapshot (bad magic)")
-	case snap[len(snapshotMagic)] != snapshotVersion:
-		return stats, fmt.Errorf("windowagg: snapshot format version %d is not supported (this build reads version %d)", snap[len(snapshotMagic)], snapshotVersion)
-	}
-	payload := snap[:len(snap)-snapshotTrailer]
-	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(snap[len(payload):]) {
-		return stats, errors.New("windowagg: snapshot checksum mismatch: truncated or corrupted")
-	}
-	flags := snap[len(snapshotMagic)+1]
-	contributions := flags&snapshotContributions != 0
-	switch {
-	case flags&^snapshotContributions != 0:
-		return stats, fmt.Errorf("windowagg: snapshot has unknown flags %#x", flags)
-	case contributions != e.cfg.Contributions:
-		return stats, fmt.Errorf("windowagg: snapshot of an engine with Contributions=%v cannot restore into one with Contributions=%v",
-			contributions, e.cfg.Contributions)
-	}
-
-	r := &snapReader{b: payload, off: snapshotHeader}
-	frontier := r.varint()
-	restored := r.varint()
-	tenants := r.interner("tenant")
-	regions := r.interner("region")
-	sources := r.sources()
-
-	// The k-th occurrence of a name in the snapshot goes to the k-th rule
-	// of that name in the engine.
+// rules reads the snapshot's rules into restored, by position in engine:
+// the windows each rule of the engine restores. It returns their number of
+// series.
+// The k-th occurrence of a name in the snapshot goes to the k-th rule of
+// that name in the engine; a snapshot rule without a match, or whose window
+// size or GroupBy differ, is read and dropped.
+func (r *snapReader) rules(engine []*ruleState, restored []restoredRule, shape seriesKeyShape) (open int) {
 	byName := map[string][]int{}
-	for i, rs := range e.rules {
+	for i, rs := range engine {
 		byName[rs.Name] = append(byName[rs.Name], i)
 	}
 	seen := map[string]int{}
-	rules := make([]restoredRule, len(e.rules))
-	shape := seriesKeyShape{tenants: len(tenants.list), regions: len(regions.list), contribution: e.cfg.Contributions}
-	open := 0
 	n := r.count("rules", minRuleBytes)
 	for range n {
 		name := r.str()
@@ -312,39 +339,13 @@ func (e *Engine) restoreSnapshot(snap []byte) (restoreStats, error) {
 		seen[name]++
 		if k < len(byName[name]) {
 			i := byName[name][k]
-			if rs := e.rules[i]; rs.size == int64(size) && slices.Equal(rs.GroupBy, groupBy) {
-				rules[i] = restoredRule{windows, closed}
+			if rs := engine[i]; rs.size == int64(size) && slices.Equal(rs.GroupBy, groupBy) {
+				restored[i] = restoredRule{windows, closed}
 				open += ws + cs
-				continue
 			}
 		}
-		stats.droppedWindows += len(windows) + len(closed)
-		stats.droppedSeries += ws + cs
 	}
-	if r.err == nil && r.off != len(payload) {
-		r.fail("%d bytes left over after the last rule", len(payload)-r.off)
-	}
-	if r.err != nil {
-		return restoreStats{}, r.err
-	}
-
-	// Everything is read and checked: swap it in.
-	now := e.clock()
-	for _, s := range sources {
-		s.lastSeen = now
-	}
-	e.frontier, e.restored = frontier, restored
-	e.tenants, e.regions = tenants, regions
-	e.sources, e.discovered = sources, now
-	for i, rs := range e.rules {
-		rr := rules[i]
-		if rr.windows == nil {
-			rr = restoredRule{map[int64]*window{}, map[int64]*window{}}
-		}
-		rs.windows, rs.closed = rr.windows, rr.closed
-	}
-	e.open = open
-	return stats, nil
+	return open
 }
 
 // snapReader decodes a snapshot payload. The first problem is kept in err;
@@ -525,7 +526,7 @@ func (r *snapReader) windows(shape seriesKeyShape) (map[int64]*window, int) {
 		w := r.window(start, shape)
 		switch {
 		case r.err != nil:
-		case floorDiv(start, shape.size)*shape.size != start:
+		case WindowStart(start, shape.size) != start:
 			r.fail("window start %d is not a multiple of %d ms", start, shape.size)
 		case flags&^windowDirty != 0:
 			r.fail("unknown window flags %#x", flags)

@@ -23,16 +23,11 @@ type State struct {
 	LastRecords  int64
 }
 
-// Reset makes s the state of no samples.
-func (s *State) Reset() {
-	*s = State{Min: math.Inf(1), Max: math.Inf(-1), FirstTime: math.MaxInt64, LastTime: math.MinInt64}
-}
-
 // Add folds one sample into s. Ties on time keep the first-arrived sample as
 // the first and the last-arrived as the last, so results do not depend on
 // which of two equal timestamps a sort put first.
 func (s *State) Add(ts int64, v float64) {
-	s.AddPartial(v, Partial{Records: 1, FirstTime: ts, FirstValue: v, LastTime: ts, LastValue: v})
+	s.AddPartial(v, single(ts, v))
 }
 
 // Partial describes a value that already summarises several records, such
