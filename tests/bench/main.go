@@ -27,18 +27,13 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"hash/crc32"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -48,8 +43,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
+	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
 const (
@@ -169,15 +166,15 @@ func main() {
 // bench is what the runs share.
 type bench struct {
 	bin, root, specsPath string
-	logs                 string // the directory of the processes' logs, kept
-	brokers              string // of the run's cluster
+	logs                 string         // the directory of the processes' logs, kept
+	kafka                *harness.Kafka // the run's cluster
 }
 
 // setUp builds the binary into a work directory (unless bin names one),
 // writes the specifications there and makes a directory for the processes'
 // logs, which is kept. cleanUp deletes the work directory.
 func setUp(bin string) (b bench, cleanUp func(), err error) {
-	if b.root, err = repoRoot(); err != nil {
+	if b.root, err = harness.RepoRoot(); err != nil {
 		return b, nil, err
 	}
 	work, err := os.MkdirTemp("", "monasca-connect-bench-")
@@ -210,18 +207,16 @@ func run(n int, window time.Duration, bin string, stages bool) error {
 		return err
 	}
 
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1),
-		kfake.SeedTopics(partitions, inputTopic, "aggregated", "partials", "aggregated-stage2"))
+	b.kafka, err = harness.StartKafka(map[string]int32{inputTopic: partitions, "aggregated": partitions, "partials": partitions, "aggregated-stage2": partitions})
 	if err != nil {
 		return err
 	}
-	defer cluster.Close()
-	b.brokers = strings.Join(cluster.ListenAddrs(), ",")
+	defer b.kafka.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	fmt.Fprintf(os.Stderr, "loading %d metrics into %d partitions ...\n", n, partitions)
-	if err := load(ctx, b.brokers, n, window); err != nil {
+	if err := load(ctx, b.kafka.Brokers, n, window); err != nil {
 		return err
 	}
 
@@ -268,12 +263,7 @@ func buildBinary(root, work, bin string) (string, error) {
 	}
 	bin = filepath.Join(work, "monasca-connect")
 	fmt.Fprintln(os.Stderr, "building monasca-connect ...")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/monasca-connect")
-	build.Dir, build.Stdout, build.Stderr = root, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("build: %w", err)
-	}
-	return bin, nil
+	return bin, harness.Build(root, bin)
 }
 
 // runStages runs stage one over the backlog, then stage two over the
@@ -382,10 +372,46 @@ type runSpec struct {
 }
 
 // pipelineEnv is what the shipped pipelines read from the environment,
-// besides their specifications.
-func pipelineEnv(brokers, in, out, group, addr string) []string {
-	return []string{"KAFKA_BROKERS=" + brokers, "METRICS_TOPIC=" + in, "AGGREGATED_TOPIC=" + out,
-		"CONSUMER_GROUP=" + group, "INSTANCE_ID=" + group, "HTTP_ADDRESS=" + addr}
+// besides their specifications: the group is also the instance ID.
+func (b bench) pipelineEnv(in, out, group, addr string) []string {
+	return harness.PipelineEnv{Brokers: b.kafka.Brokers, MetricsTopic: in, AggregatedTopic: out,
+		Group: group, InstanceID: group, HTTPAddress: addr}.List()
+}
+
+// start starts monasca-connect with args and env, its log named name in
+// the log directory.
+func (b bench) start(name string, args, env []string) (*harness.Process, error) {
+	if goMemLimit != "" {
+		env = append(env, "GOMEMLIMIT="+goMemLimit)
+	}
+	return harness.Start(harness.Command{Path: b.bin, Args: args, Dir: b.root, Env: env, Log: filepath.Join(b.logs, name)})
+}
+
+// waitReady waits until the process serving on addr answers /ready with
+// 200 and returns how long after its start that was.
+func waitReady(ctx context.Context, p *harness.Process, addr string) (time.Duration, error) {
+	for harness.ReadyStatus(ctx, addr) != http.StatusOK {
+		if err := p.Sleep(ctx, 5*time.Millisecond); err != nil {
+			return 0, err
+		}
+	}
+	return time.Since(p.Started), nil
+}
+
+// rss is the resident set size of a process, 0 if unknown.
+func rss(pid int) int64 {
+	n, _, _ := harness.Memory(pid)
+	return n
+}
+
+// processStats returns the CPU seconds and the peak resident set of a
+// process.
+func processStats(pid int) (cpu float64, peakRSS int64, err error) {
+	if cpu, err = harness.CPUSeconds(pid); err != nil {
+		return 0, 0, err
+	}
+	_, peakRSS, err = harness.Memory(pid)
+	return cpu, peakRSS, err
 }
 
 // measure runs one pipeline over the backlog until its consumer group has
@@ -398,7 +424,7 @@ func pipelineEnv(brokers, in, out, group, addr string) []string {
 // up.
 func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 	var m measurement
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return m, err
 	}
@@ -407,31 +433,25 @@ func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 	if profile {
 		args = append(args, "--set", "http.debug_endpoints=true")
 	}
-	p, err := startProc(ctx, b.bin, b.root, filepath.Join(b.logs, r.group+".log"), addr, append(args, r.config),
-		append(pipelineEnv(b.brokers, r.in, r.out, r.group, addr), r.env...))
+	p, err := b.start(r.group+".log", append(args, r.config), append(b.pipelineEnv(r.in, r.out, r.group, addr), r.env...))
 	if err != nil {
 		return m, err
 	}
-	defer p.kill()
-	if m.ready, err = p.waitReady(ctx); err != nil {
+	defer p.Kill()
+	if m.ready, err = waitReady(ctx, p, addr); err != nil {
 		return m, err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(b.brokers, ",")...))
-	if err != nil {
-		return m, err
-	}
-	defer cl.Close()
-	admin := kadm.NewClient(cl)
+	admin := b.kafka.Admin
 	ends, err := admin.ListEndOffsets(ctx, r.in)
 	if err != nil {
 		return m, err
 	}
 	var first time.Time
 	for first.IsZero() {
-		if err := p.check(ctx, 2*time.Millisecond); err != nil {
+		if err := p.Sleep(ctx, 2*time.Millisecond); err != nil {
 			return m, err
 		}
-		if n, _ := scrape(addr, "input_received"); n > 0 {
+		if n, _ := harness.ScrapeSum(ctx, addr, "input_received"); n > 0 {
 			first = time.Now()
 		}
 	}
@@ -447,11 +467,11 @@ func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 		}()
 	}
 
-	total, last := float64(sumOffsets(ends)), first
+	total, last := float64(harness.SumOffsets(ends)), first
 	var read float64
 	var heapAt int64 // the RSS at the last heap profile
 	for {
-		if err := p.check(ctx, 5*time.Millisecond); err != nil {
+		if err := p.Sleep(ctx, 5*time.Millisecond); err != nil {
 			return m, err
 		}
 		if r.out != "" {
@@ -459,30 +479,30 @@ func (b bench) measure(ctx context.Context, r runSpec) (measurement, error) {
 				m.produced, last = produced, time.Now()
 			}
 		} else if read < total {
-			if read, _ = scrape(addr, "input_received"); read >= total {
+			if read, _ = harness.ScrapeSum(ctx, addr, "input_received"); read >= total {
 				last = time.Now()
 			}
 		}
 		// A heap profile near the peak: taken again each time the RSS
 		// has grown by a quarter since the last.
 		if profile && heapProfile != "" {
-			if rss := statusBytes(p.cmd.Process.Pid, "VmRSS:"); rss > heapAt+heapAt/4 {
-				heapAt = rss
+			if now := rss(p.Pid()); now > heapAt+heapAt/4 {
+				heapAt = now
 				if err := fetchProfile(addr, "heap", heapProfile); err != nil {
 					fmt.Fprintln(os.Stderr, "heap profile:", err)
 				}
 			}
 		}
 		committed, err := admin.FetchOffsets(ctx, r.group)
-		if err == nil && allCommitted(ends, committed) && (r.out == "" || flushed(addr, m.produced)) {
+		if err == nil && len(harness.Uncommitted(ends, committed)) == 0 && (r.out == "" || flushed(ctx, addr, m.produced)) {
 			break
 		}
 	}
 	m.seconds = last.Sub(first).Seconds()
 	if r.out != "" {
-		m.late, _ = scrape(addr, "monasca_metrics_late_total")
+		m.late, _ = harness.ScrapeSum(ctx, addr, "monasca_metrics_late_total")
 	}
-	m.cpu, m.peakRSS, err = processStats(p.cmd.Process.Pid)
+	m.cpu, m.peakRSS, err = processStats(p.Pid())
 	if r.linger > 0 {
 		time.Sleep(r.linger)
 		m.produced = outputCount(ctx, admin, r.out)
@@ -517,105 +537,17 @@ func outputCount(ctx context.Context, admin *kadm.Client, topic string) int64 {
 	if err != nil {
 		return 0
 	}
-	return sumOffsets(ends)
+	return harness.SumOffsets(ends)
 }
 
 // flushed reports whether an aggregation has no open window and its output
 // topic holds (produced) every aggregate it emitted.
-func flushed(addr string, produced int64) bool {
-	open, err := scrape(addr, "monasca_open_series")
-	if err != nil || open > 0 {
+func flushed(ctx context.Context, addr string, produced int64) bool {
+	samples, err := harness.Scrape(ctx, addr)
+	if err != nil || harness.Sum(samples, "monasca_open_series", "")[""] > 0 {
 		return false
 	}
-	emitted, err := scrape(addr, "monasca_aggregates_emitted_total")
-	return err == nil && float64(produced) >= emitted
-}
-
-func allCommitted(ends kadm.ListedOffsets, committed kadm.OffsetResponses) bool {
-	ok := true
-	ends.Each(func(e kadm.ListedOffset) {
-		c, found := committed.Lookup(e.Topic, e.Partition)
-		if !found || c.At < e.Offset {
-			ok = false
-		}
-	})
-	return ok
-}
-
-// httpClient bounds every request to a pipeline's HTTP server.
-var httpClient = &http.Client{Timeout: 5 * time.Second}
-
-// scrape returns the sum of the samples of one metric on /metrics.
-func scrape(addr, name string) (float64, error) {
-	resp, err := httpClient.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	var total float64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name) || (len(line) > len(name) && line[len(name)] != '{' && line[len(name)] != ' ') {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
-			total += v
-		}
-	}
-	return total, sc.Err()
-}
-
-// processStats reads the CPU seconds and the peak resident set of a process
-// from /proc.
-func processStats(pid int) (cpu float64, peakRSS int64, err error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	cpu = (utime + stime) / 100 // clock ticks; USER_HZ is 100 on Linux
-	return cpu, statusBytes(pid, "VmHWM:"), nil
-}
-
-// statusBytes is a size in /proc/<pid>/status (field "VmRSS:", the resident
-// set now, or "VmHWM:", its peak), 0 if unknown.
-func statusBytes(pid int, field string) int64 {
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(status)) {
-		if rest, ok := strings.CutPrefix(line, field); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
-
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
-func repoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", err
-	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("run from inside the monasca-connect module")
-	}
-	return filepath.Dir(gomod), nil
+	return float64(produced) >= harness.Sum(samples, "monasca_aggregates_emitted_total", "")[""]
 }
 
 // recoveryWindow is the window whose recovery -recovery measures.
@@ -795,25 +727,20 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	}
 	// A broker of its own: the input is dropped with it.
 	topic, group := "metrics-"+r.CheckpointInterval, "recovery-"+r.CheckpointInterval
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topic, "aggregated"))
+	var err error
+	b.kafka, err = harness.StartKafka(map[string]int32{topic: partitions, "aggregated": partitions})
 	if err != nil {
 		return r, err
 	}
-	defer cluster.Close()
-	b.brokers = strings.Join(cluster.ListenAddrs(), ",")
-	adm, err := kgo.NewClient(kgo.SeedBrokers(cluster.ListenAddrs()...))
-	if err != nil {
-		return r, err
-	}
-	defer adm.Close()
-	admin := kadm.NewClient(adm)
+	defer b.kafka.Close()
+	admin := b.kafka.Admin
 
-	addr, err := freeAddr()
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		return r, err
 	}
 	// The restart has the same environment, so the same static member ID.
-	env := append(pipelineEnv(b.brokers, topic, "aggregated", group, addr), "AGGREGATION_SPECS="+b.specsPath,
+	env := append(b.pipelineEnv(topic, "aggregated", group, addr), "AGGREGATION_SPECS="+b.specsPath,
 		"WINDOW_SIZE="+recoveryWindow.String(), "WINDOW_LAG=2s", "IDLE_TIMEOUT=10m", "CHECKPOINT_INTERVAL="+r.CheckpointInterval)
 	args := []string{"run"}
 	if limit := o.limit(interval); limit > 0 {
@@ -822,16 +749,16 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	}
 	args = append(args, filepath.Join(b.root, "pipelines", "monasca-aggregation.yaml"))
 
-	first, err := startProc(ctx, b.bin, b.root, filepath.Join(b.logs, group+"-1.log"), addr, args, env)
+	first, err := b.start(group+"-1.log", args, env)
 	if err != nil {
 		return r, err
 	}
-	defer first.kill()
-	if _, err := first.waitReady(ctx); err != nil {
+	defer first.Kill()
+	if _, err := waitReady(ctx, first, addr); err != nil {
 		return r, err
 	}
 
-	prod, err := startProducer(ctx, cluster.ListenAddrs(), topic, o.rate)
+	prod, err := startProducer(ctx, b.kafka.Cluster.ListenAddrs(), topic, o.rate)
 	if err != nil {
 		return r, err
 	}
@@ -847,14 +774,14 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	killAt := prod.started.Add(o.duration)
 	nextReport := prod.started.Add(10 * time.Second)
 	for time.Now().Before(killAt) {
-		if err := first.check(ctx, 200*time.Millisecond); err != nil {
+		if err := first.Sleep(ctx, 200*time.Millisecond); err != nil {
 			return r, err
 		}
-		if statusBytes(first.cmd.Process.Pid, "VmRSS:") > o.maxRSSMiB<<20 {
+		if rss(first.Pid()) > o.maxRSSMiB<<20 {
 			r.InputCutAtMaxRSS = true
 			break
 		}
-		received, err := scrape(first.addr, "input_received")
+		received, err := harness.ScrapeSum(ctx, addr, "input_received")
 		if err != nil {
 			continue
 		}
@@ -863,24 +790,24 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 			continue
 		}
 		now := time.Now()
-		recent = append(recent, sample{now, sumOffsets(ends) - int64(received)})
+		recent = append(recent, sample{now, harness.SumOffsets(ends) - int64(received)})
 		for len(recent) > 0 && now.Sub(recent[0].at) > 10*time.Second {
 			recent = recent[1:]
 		}
 		if now.After(nextReport) {
 			nextReport = nextReport.Add(10 * time.Second)
-			rss := statusBytes(first.cmd.Process.Pid, "VmRSS:")
+			produced := harness.SumOffsets(ends)
 			fmt.Fprintf(os.Stderr, "  %3.0f s: %d produced (%.0f/s), lag %d, RSS %.0f MiB\n", now.Sub(prod.started).Seconds(),
-				sumOffsets(ends), float64(sumOffsets(ends))/now.Sub(prod.started).Seconds(), sumOffsets(ends)-int64(received), float64(rss)/(1<<20))
+				produced, float64(produced)/now.Sub(prod.started).Seconds(), produced-int64(received), float64(rss(first.Pid()))/(1<<20))
 		}
 	}
 	for _, s := range recent {
 		r.SteadyLag = max(r.SteadyLag, s.lag)
 	}
-	if n, err := scrape(first.addr, "monasca_open_series"); err == nil {
+	if n, err := harness.ScrapeSum(ctx, addr, "monasca_open_series"); err == nil {
 		r.OpenSeries = int64(n)
 	}
-	_, r.PeakRSSBytes, _ = processStats(first.cmd.Process.Pid)
+	_, r.PeakRSSBytes, _ = harness.Memory(first.Pid())
 	killEnds, err := admin.ListEndOffsets(ctx, topic)
 	if err != nil {
 		return r, err
@@ -888,9 +815,9 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 
 	// The kill, and a restart with the same environment at once.
 	killed := time.Now()
-	first.kill()
+	first.Kill()
 	r.InputSeconds = killed.Sub(prod.started).Seconds()
-	r.ProducedBeforeKill = sumOffsets(killEnds)
+	r.ProducedBeforeKill = harness.SumOffsets(killEnds)
 	r.InputPerSec = float64(r.ProducedBeforeKill) / r.InputSeconds
 	r.CrossedWindow = prod.started.Truncate(recoveryWindow) != killed.Truncate(recoveryWindow)
 	// Nothing commits for the group while no process runs: the restarted
@@ -910,11 +837,11 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	stateTopic := group + "-window-state"
 	stateEnds, stateErr := admin.ListEndOffsets(ctx, stateTopic)
 
-	second, err := startProc(ctx, b.bin, b.root, filepath.Join(b.logs, group+"-2.log"), addr, args, env)
+	second, err := b.start(group+"-2.log", args, env)
 	if err != nil {
 		return r, err
 	}
-	defer second.kill()
+	defer second.Kill()
 
 	// Caught up: the restarted consumer resumes at the committed offsets
 	// (resumeAt in all) and input_received counts every record it has read
@@ -929,62 +856,61 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	// restarted process holds everything the killed one had been sent.
 	r.CaughtUpThreshold = max(int64(o.rate), r.SteadyLag)
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	deadline := second.started.Add(o.catchUp)
+	deadline := second.Started.Add(o.catchUp)
 	var lastCommitCheck time.Time
-	nextReport = second.started.Add(10 * time.Second)
+	nextReport = second.Started.Add(10 * time.Second)
 	for time.Now().Before(deadline) {
-		if err := second.check(ctx, 20*time.Millisecond); err != nil {
+		if err := second.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return r, err
 		}
-		if statusBytes(second.cmd.Process.Pid, "VmRSS:") > o.maxRSSMiB<<20 {
+		if rss(second.Pid()) > o.maxRSSMiB<<20 {
 			r.RestartCutAtMaxRSS = true
 			break
 		}
-		if r.ReadyMs < 0 && second.ready() {
-			r.ReadyMs = ms(time.Since(second.started))
+		if r.ReadyMs < 0 && harness.ReadyStatus(ctx, addr) == http.StatusOK {
+			r.ReadyMs = ms(time.Since(second.Started))
 		}
-		received, err := scrape(second.addr, "input_received")
+		received, err := harness.ScrapeSum(ctx, addr, "input_received")
 		if err != nil {
 			continue
 		}
 		if received > 0 && r.FirstInputMs < 0 {
-			r.FirstInputMs = ms(time.Since(second.started))
+			r.FirstInputMs = ms(time.Since(second.Started))
 		}
 		ends, err := admin.ListEndOffsets(ctx, topic)
 		if err != nil {
 			continue
 		}
-		r.LagAtEnd = sumOffsets(ends) - resumeAt - int64(received)
+		r.LagAtEnd = harness.SumOffsets(ends) - resumeAt - int64(received)
 		if time.Now().After(nextReport) {
 			nextReport = nextReport.Add(10 * time.Second)
-			rss := statusBytes(second.cmd.Process.Pid, "VmRSS:")
-			fmt.Fprintf(os.Stderr, "  restart + %2.0f s: read %d, lag %d, RSS %.0f MiB\n", time.Since(second.started).Seconds(),
-				int64(received), r.LagAtEnd, float64(rss)/(1<<20))
+			fmt.Fprintf(os.Stderr, "  restart + %2.0f s: read %d, lag %d, RSS %.0f MiB\n", time.Since(second.Started).Seconds(),
+				int64(received), r.LagAtEnd, float64(rss(second.Pid()))/(1<<20))
 		}
 		if r.CaughtUpMs < 0 && received > 0 && r.LagAtEnd <= r.CaughtUpThreshold {
-			r.CaughtUpMs = ms(time.Since(second.started))
+			r.CaughtUpMs = ms(time.Since(second.Started))
 			r.ReadToCatchUp = int64(received)
 		}
 		if interval > 0 && r.KillPointCommittedMs < 0 && time.Since(lastCommitCheck) > 200*time.Millisecond {
 			lastCommitCheck = time.Now()
-			if c, err := admin.FetchOffsets(ctx, group); err == nil && allCommitted(killEnds, c) {
-				r.KillPointCommittedMs = ms(time.Since(second.started))
+			if c, err := admin.FetchOffsets(ctx, group); err == nil && len(harness.Uncommitted(killEnds, c)) == 0 {
+				r.KillPointCommittedMs = ms(time.Since(second.Started))
 			}
 		}
 		if r.CaughtUpMs >= 0 && (interval == 0 || r.KillPointCommittedMs >= 0) {
 			break
 		}
 	}
-	if n, err := scrape(second.addr, "monasca_metrics_received_total"); err == nil {
+	if n, err := harness.ScrapeSum(ctx, addr, "monasca_metrics_received_total"); err == nil {
 		r.Received = int64(n)
 	}
-	if n, err := scrape(second.addr, "monasca_metrics_replayed_total"); err == nil {
+	if n, err := harness.ScrapeSum(ctx, addr, "monasca_metrics_replayed_total"); err == nil {
 		r.Replayed = int64(n)
 	}
-	r.RestartCPUSeconds, r.RestartPeakRSSBytes, _ = processStats(second.cmd.Process.Pid)
-	r.RestartWatchedSec = time.Since(second.started).Seconds()
+	r.RestartCPUSeconds, r.RestartPeakRSSBytes, _ = processStats(second.Pid())
+	r.RestartWatchedSec = time.Since(second.Started).Seconds()
 	r.InputPerSecAfter = float64(prod.acked()-producedAtRestart) / r.RestartWatchedSec
-	second.kill()
+	second.Kill()
 	if err := prod.stop(); err != nil {
 		return r, fmt.Errorf("producing: %w", err)
 	}
@@ -992,18 +918,15 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	// The checkpoint the restart found: read after the measurement, up to
 	// where the topic ended at the kill. Without checkpoints nothing is
 	// held: all since the committed offsets is folded again.
-	var applied map[int32]int64
+	var saved harness.Checkpoint
 	if interval > 0 {
 		if stateErr != nil {
 			return r, fmt.Errorf("listing %s: %w", stateTopic, stateErr)
 		}
-		var n int
-		var size int64
-		applied, n, size, err = savedCheckpoint(ctx, cluster.ListenAddrs(), stateEnds, stateTopic, group)
-		if err != nil {
+		if saved, _, err = b.kafka.ReadCheckpoint(ctx, stateTopic, group, stateEnds); err != nil {
 			return r, fmt.Errorf("reading the checkpoint: %w", err)
 		}
-		r.CheckpointsBefore, r.ManifestBytes = n, size
+		r.CheckpointsBefore, r.ManifestBytes = saved.Manifests, int64(saved.Bytes)
 	}
 	killEnds.Each(func(e kadm.ListedOffset) {
 		var from int64
@@ -1011,14 +934,14 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 			from = c.At
 		}
 		held := from // the first offset the checkpoint does not hold
-		if a, ok := applied[e.Partition]; ok {
+		if a, ok := saved.Positions[windowagg.Source{Stream: e.Topic, Partition: e.Partition}]; ok {
 			held = max(held, a+1)
 		}
 		r.ExpectSkipped += held - from
 		r.ExpectRefolded += e.Offset - held
 	})
 
-	log, _ := os.ReadFile(second.log)
+	log, _ := os.ReadFile(second.Log)
 	if m := restoredLine.Find(log); m != nil {
 		r.Restored = strings.TrimRight(strings.ReplaceAll(string(m), `\`, ""), " ")
 		if n := restoredNumbers.FindStringSubmatch(r.Restored); n != nil {
@@ -1029,238 +952,8 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	return r, nil
 }
 
-// savedCheckpoint reads the window-state topic up to ends and decodes the
-// checkpoint saved under key: the input offsets it holds (the last applied
-// per partition of the input topic), how many manifests were written and the
-// payload's size. The kafka_state_stores layout (plugins/kafka/
-// store_layout.go): a manifest under "<key>@<epoch>.<writer>", naming a
-// chunk set, its number of chunks, size and CRC32C, and the chunks under
-// "<key>@<epoch>.<writer>#<set>/<i>"; the value is the newest manifest's of
-// the highest claim (epoch, then writer), each record the newest under its
-// key. The payload format is plugins/components/checkpoint.go's; only its
-// header is decoded.
-func savedCheckpoint(ctx context.Context, brokers []string, ends kadm.ListedOffsets, topic, key string) (map[int32]int64, int, int64, error) {
-	start := map[int32]kgo.Offset{}
-	remaining := 0
-	ends.Each(func(e kadm.ListedOffset) {
-		if e.Offset > 0 {
-			start[e.Partition] = kgo.NewOffset().AtStart()
-			remaining++
-		}
-	})
-	if remaining == 0 {
-		return nil, 0, 0, nil
-	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: start}))
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	latest := map[string][]byte{} // by claim (and chunk); nil: deleted
-	manifests := 0
-	for remaining > 0 {
-		fetches := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return nil, 0, 0, err
-		}
-		fetches.EachRecord(func(rec *kgo.Record) {
-			end, _ := ends.Lookup(topic, rec.Partition)
-			if rec.Offset >= end.Offset {
-				return
-			}
-			if rec.Offset == end.Offset-1 {
-				remaining--
-			}
-			name, ok := strings.CutPrefix(string(rec.Key), key+"@")
-			if !ok || strings.Contains(name, "@") {
-				return
-			}
-			latest[name] = rec.Value
-			if rec.Value != nil && !strings.Contains(name, "#") {
-				manifests++
-			}
-		})
-	}
-	var top string
-	var topEpoch, topWriter uint64
-	for name, value := range latest {
-		epoch, writer, ok := strings.Cut(name, ".")
-		if value == nil || !ok || strings.Contains(name, "#") {
-			continue
-		}
-		e, err1 := strconv.ParseUint(epoch, 10, 64)
-		w, err2 := strconv.ParseUint(writer, 16, 64)
-		if err1 == nil && err2 == nil && (top == "" || e > topEpoch || e == topEpoch && w > topWriter) {
-			top, topEpoch, topWriter = name, e, w
-		}
-	}
-	var m struct {
-		Set    int    `json:"set"`
-		Chunks int    `json:"chunks"`
-		Size   int64  `json:"size"`
-		CRC32C uint32 `json:"crc32c"`
-		Absent bool   `json:"absent"`
-	}
-	if err := json.Unmarshal(latest[top], &m); err != nil || m.Absent || m.Chunks < 1 {
-		return nil, manifests, 0, fmt.Errorf("no checkpoint manifest under %q: %.80q", key, latest[top])
-	}
-	var payload []byte
-	for i := range m.Chunks {
-		payload = append(payload, latest[fmt.Sprintf("%s#%d/%d", top, m.Set, i)]...)
-	}
-	if int64(len(payload)) != m.Size || crc32.Checksum(payload, crc32.MakeTable(crc32.Castagnoli)) != m.CRC32C {
-		return nil, manifests, m.Size, fmt.Errorf("checkpoint %q@%s: the chunks do not match the manifest", key, top)
-	}
-	// "MCK1" | uvarint n | n × (uvarint len, topic, varint partition, varint offset) | ...
-	bad := fmt.Errorf("checkpoint %q@%s: unexpected payload header", key, top)
-	if !strings.HasPrefix(string(payload), "MCK1") {
-		return nil, manifests, m.Size, bad
-	}
-	b := payload[4:]
-	next := func(signed bool) (int64, bool) {
-		var v int64
-		var n int
-		if signed {
-			v, n = binary.Varint(b)
-		} else {
-			u, un := binary.Uvarint(b)
-			v, n = int64(u), un
-		}
-		if n <= 0 {
-			return 0, false
-		}
-		b = b[n:]
-		return v, true
-	}
-	count, ok := next(false)
-	applied := map[int32]int64{}
-	for i := int64(0); ok && i < count; i++ {
-		var l, p, o int64
-		if l, ok = next(false); !ok || l > int64(len(b)) {
-			return nil, manifests, m.Size, bad
-		}
-		b = b[l:] // the input topic: there is one
-		if p, ok = next(true); ok {
-			o, ok = next(true)
-		}
-		applied[int32(p)] = o
-	}
-	if !ok {
-		return nil, manifests, m.Size, bad
-	}
-	return applied, manifests, m.Size, nil
-}
-
-func sumOffsets(o kadm.ListedOffsets) int64 {
-	var n int64
-	o.Each(func(l kadm.ListedOffset) { n += l.Offset })
-	return n
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // goMemLimit is the -gomemlimit flag.
 var goMemLimit string
-
-// proc is a running monasca-connect process.
-type proc struct {
-	cmd     *exec.Cmd
-	addr    string
-	log     string
-	started time.Time
-	exited  chan struct{}
-}
-
-func startProc(ctx context.Context, bin, dir, logPath, addr string, args, env []string) (*proc, error) {
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
-	if goMemLimit != "" {
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+goMemLimit)
-	}
-	cmd.Stdout, cmd.Stderr = f, f
-	p := &proc{cmd: cmd, addr: addr, log: logPath, started: time.Now(), exited: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	go func() {
-		_ = cmd.Wait()
-		f.Close()
-		close(p.exited)
-	}()
-	return p, nil
-}
-
-func (p *proc) alive() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *proc) kill() {
-	if p.alive() {
-		_ = p.cmd.Process.Kill()
-	}
-	<-p.exited
-}
-
-func (p *proc) waitReady(ctx context.Context) (time.Duration, error) {
-	for !p.ready() {
-		if err := p.check(ctx, 5*time.Millisecond); err != nil {
-			return 0, err
-		}
-	}
-	return time.Since(p.started), nil
-}
-
-// ready reports whether /ready answers 200.
-func (p *proc) ready() bool {
-	resp, err := httpClient.Get("http://" + p.addr + "/ready")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// check sleeps d, then fails if ctx ended or the process exited.
-func (p *proc) check(ctx context.Context, d time.Duration) error {
-	if err := sleepCtx(ctx, d); err != nil {
-		return p.failed(err)
-	}
-	if !p.alive() {
-		return p.failed(errors.New("the process exited"))
-	}
-	return nil
-}
-
-// failed adds the tail of the process's log to err.
-func (p *proc) failed(err error) error {
-	tail, _ := os.ReadFile(p.log)
-	if len(tail) > 4000 {
-		tail = tail[len(tail)-4000:]
-	}
-	return fmt.Errorf("%w\n--- log tail of %s ---\n%s", err, filepath.Base(p.log), tail)
-}
 
 // producer produces the generator's metrics, stamped now, at a steady rate
 // until its context ends. It keeps nothing it produced.
@@ -1314,7 +1007,7 @@ func startProducer(ctx context.Context, brokers []string, topic string, rate int
 				buf = appendMetric(buf[:0], i, ts)
 				cl.Produce(ctx, &kgo.Record{Partition: int32(i / len(names) % hosts % partitions), Value: append([]byte(nil), buf...)}, record)
 			}
-			_ = sleepCtx(ctx, time.Millisecond)
+			_ = harness.Sleep(ctx, time.Millisecond)
 		}
 	}()
 	return p, nil

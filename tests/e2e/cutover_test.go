@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // TestCutoverAtWindow follows the cut-over of docs/migrating.md: the
@@ -74,12 +76,12 @@ func TestCutoverAtWindow(t *testing.T) {
 	}
 	checkOutputs(t, want, c.outputs(), started, false)
 
-	samples, err := scrape(ctx, p.httpAddr)
+	samples, err := harness.Scrape(ctx, p.httpAddr)
 	if err != nil {
 		t.Fatalf("scraping metrics: %v", err)
 	}
 	logCounters(t, samples)
-	if got := sumSamples(samples, "monasca_metrics_received_total", "")[""]; got != float64(len(after)) {
+	if got := harness.Sum(samples, "monasca_metrics_received_total", "")[""]; got != float64(len(after)) {
 		t.Errorf("monasca_metrics_received_total = %v, want %d: the records from START_TIME on, and no earlier one", got, len(after))
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // TestAggregatesExactly runs the pipeline once over a backlog and expects
@@ -67,7 +69,7 @@ func runBacklogOnce(t *testing.T, cfg pipelineConfig, windows, perWindow int) {
 	samples := runOnce(ctx, t, e, c, expected, w.bad)
 	// Within a partition no metric trails the latest before it by the lag
 	// (see workload.generate), so none may be dropped as late.
-	if late := sumSamples(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
+	if late := harness.Sum(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
 		t.Errorf("monasca_metrics_late_total = %v, want 0: the watermark passed metrics of partitions not yet read", late)
 	}
 }
@@ -75,7 +77,7 @@ func runBacklogOnce(t *testing.T, cfg pipelineConfig, windows, perWindow int) {
 // runOnce runs the pipeline over the backlog e holds until it has drained,
 // checks the outputs against expected and the invalid input counted by
 // reason against invalid, and returns the pipeline's metrics.
-func runOnce(ctx context.Context, t *testing.T, e *testEnv, c *collector, expected map[aggID]expectedAgg, invalid map[string]int) []promSample {
+func runOnce(ctx context.Context, t *testing.T, e *testEnv, c *collector, expected map[aggID]expectedAgg, invalid map[string]int) []harness.Sample {
 	t.Helper()
 	started := time.Now()
 	p := e.start()
@@ -84,12 +86,12 @@ func runOnce(ctx context.Context, t *testing.T, e *testEnv, c *collector, expect
 	}
 	checkOutputs(t, expected, c.outputs(), started, false)
 
-	samples, err := scrape(ctx, p.httpAddr)
+	samples, err := harness.Scrape(ctx, p.httpAddr)
 	if err != nil {
 		t.Fatalf("scraping metrics: %v", err)
 	}
 	logCounters(t, samples)
-	got := sumSamples(samples, "monasca_metrics_invalid_total", "reason")
+	got := harness.Sum(samples, "monasca_metrics_invalid_total", "reason")
 	for _, reason := range slices.Sorted(maps.Keys(invalid)) {
 		if got[reason] != float64(invalid[reason]) {
 			t.Errorf("monasca_metrics_invalid_total{reason=%q} = %v, want %d", reason, got[reason], invalid[reason])
@@ -142,15 +144,15 @@ func TestCrashAndRestartExactlyOnceValues(t *testing.T) {
 	// does not depend on them.
 	firstOutput := func(*process) string {
 		n := c.count()
-		if waitUntil(ctx, 40*time.Second, func() bool { return c.count() > n }) {
+		if harness.WaitUntil(ctx, 40*time.Second, func() bool { return c.count() > n }) {
 			return fmt.Sprintf("as its first aggregates arrived (%d outputs so far)", c.count())
 		}
 		return "after 40s without new aggregates"
 	}
 	randomlyWhileConsuming := func(p *process) string {
-		consuming := waitUntil(ctx, 40*time.Second, func() bool { return received(ctx, p) > 0 })
+		consuming := harness.WaitUntil(ctx, 40*time.Second, func() bool { return received(ctx, p) > 0 })
 		d := time.Duration(rng.Int64N(int64(time.Second)))
-		sleep(ctx, d)
+		harness.Sleep(ctx, d)
 		if !consuming {
 			return "after 40s without input"
 		}
@@ -160,7 +162,7 @@ func TestCrashAndRestartExactlyOnceValues(t *testing.T) {
 	for i, moment := range kills {
 		p := e.start()
 		when := moment(p)
-		p.kill()
+		p.Kill()
 		t.Logf("%s SIGKILL #%d %s", wallClock(), i+1, when)
 		if ctx.Err() != nil {
 			t.Fatal("test deadline reached")
@@ -170,7 +172,7 @@ func TestCrashAndRestartExactlyOnceValues(t *testing.T) {
 	when := randomlyWhileConsuming(p)
 	t.Logf("%s SIGTERM %s", wallClock(), when)
 	stopCtx, stopCancel := context.WithTimeout(ctx, 40*time.Second)
-	err := p.stop(stopCtx)
+	err := p.Stop(stopCtx)
 	stopCancel()
 	t.Logf("%s exited with %v", wallClock(), err)
 
@@ -179,7 +181,7 @@ func TestCrashAndRestartExactlyOnceValues(t *testing.T) {
 		t.Logf("drained %v after the first start", time.Since(started).Round(time.Millisecond))
 	}
 	checkOutputs(t, expected, c.outputs(), started, true)
-	if samples, err := scrape(ctx, p.httpAddr); err == nil {
+	if samples, err := harness.Scrape(ctx, p.httpAddr); err == nil {
 		logCounters(t, samples)
 	}
 }
@@ -209,16 +211,16 @@ func TestRollingRestartExactlyOnceValues(t *testing.T) {
 	started := time.Now()
 
 	old := e.start()
-	if !waitUntil(ctx, 40*time.Second, func() bool { return received(ctx, old) > 0 }) {
+	if !harness.WaitUntil(ctx, 40*time.Second, func() bool { return received(ctx, old) > 0 }) {
 		t.Fatal("the first instance read nothing within 40s")
 	}
 	e.start()
-	if !waitUntil(ctx, 40*time.Second, func() bool { return len(e.assignedMembers(ctx)) == 2 }) {
+	if !harness.WaitUntil(ctx, 40*time.Second, func() bool { return len(e.assignedMembers(ctx)) == 2 }) {
 		t.Fatal("the two instances did not share the partitions within 40s")
 	}
 	t.Logf("%s both instances hold partitions (%d outputs so far); SIGTERM to the first", wallClock(), c.count())
 	stopCtx, stopCancel := context.WithTimeout(ctx, 40*time.Second)
-	err := old.stop(stopCtx)
+	err := old.Stop(stopCtx)
 	stopCancel()
 	t.Logf("%s exited with %v", wallClock(), err)
 
@@ -243,34 +245,25 @@ func newRand(t *testing.T) *rand.Rand {
 	return rand.New(rand.NewPCG(seed, 0))
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // received returns monasca_metrics_received_total of a process, 0 when it
 // cannot be read (yet).
 func received(ctx context.Context, p *process) float64 {
-	samples, err := scrape(ctx, p.httpAddr)
+	samples, err := harness.Scrape(ctx, p.httpAddr)
 	if err != nil {
 		return 0
 	}
-	return sumSamples(samples, "monasca_metrics_received_total", "")[""]
+	return harness.Sum(samples, "monasca_metrics_received_total", "")[""]
 }
 
 // logCounters logs the pipeline's own view of a run, for diagnosis.
-func logCounters(t *testing.T, samples []promSample) {
+func logCounters(t *testing.T, samples []harness.Sample) {
 	var b strings.Builder
 	for _, name := range []string{
 		"monasca_metrics_received_total", "monasca_metrics_aggregated_total", "monasca_metrics_unmatched_total",
 		"monasca_metrics_late_total", "monasca_metrics_replayed_total", "monasca_metrics_own_output_skipped_total",
 		"monasca_aggregates_emitted_total", "monasca_output_retries_total",
 	} {
-		fmt.Fprintf(&b, " %s=%v", strings.TrimPrefix(name, "monasca_"), sumSamples(samples, name, "")[""])
+		fmt.Fprintf(&b, " %s=%v", strings.TrimPrefix(name, "monasca_"), harness.Sum(samples, name, "")[""])
 	}
 	t.Logf("pipeline counters of the last run:%s", b.String())
 }

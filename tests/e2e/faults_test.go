@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // TestFaultInjection interrupts the pipeline 25 times while it works through
@@ -77,11 +79,11 @@ func TestFaultInjection(t *testing.T) {
 		}
 		at, elapsed := wallClock(), time.Since(started).Seconds()
 		if !s.term {
-			p.kill()
+			p.Kill()
 			t.Logf("%s (+%.1fs) interruption %d/%d: SIGKILL %s: %s", at, elapsed, i+1, len(steps), s.kind, m.desc)
 		} else {
 			stopCtx, stopCancel := context.WithTimeout(ctx, 40*time.Second)
-			err := p.stop(stopCtx)
+			err := p.Stop(stopCtx)
 			stopCancel()
 			t.Logf("%s (+%.1fs) interruption %d/%d: SIGTERM %s: %s; exited at %s with %v",
 				at, elapsed, i+1, len(steps), s.kind, m.desc, wallClock(), err)
@@ -114,9 +116,9 @@ func TestFaultInjection(t *testing.T) {
 		t.Logf("drained %v after the first start", time.Since(started).Round(time.Millisecond))
 	}
 	checkOutputs(t, expected, c.outputs(), started, true)
-	if samples, err := scrape(ctx, p.httpAddr); err == nil {
+	if samples, err := harness.Scrape(ctx, p.httpAddr); err == nil {
 		logCounters(t, samples)
-		if late := sumSamples(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
+		if late := harness.Sum(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
 			t.Errorf("monasca_metrics_late_total = %v in the last run, want 0", late)
 		}
 	}
@@ -207,7 +209,7 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 	wrote := func() string {
 		return fmt.Sprintf("this instance wrote %d aggregates", f.endSum(f.e.cfg.outputTopic)-startOut)
 	}
-	if !poll(f.ctx, faultLimit, 50*time.Millisecond, func() bool { return received(f.ctx, p) > 0 && f.soleMember() }) {
+	if !harness.Poll(f.ctx, faultLimit, 50*time.Millisecond, func() bool { return received(f.ctx, p) > 0 && f.soleMember() }) {
 		return faultMoment{fmt.Sprintf("it consumed nothing within %v (%s)", faultLimit, wrote()), false}
 	}
 	consuming := time.Now()
@@ -215,7 +217,7 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 	switch kind {
 	case faultMidWindow:
 		d := time.Duration(f.rng.Int64N(int64(2500 * time.Millisecond)))
-		sleep(f.ctx, d)
+		harness.Sleep(f.ctx, d)
 		return faultMoment{fmt.Sprintf("%v after it started consuming (%s)", d.Round(time.Millisecond), wrote()), true}
 
 	case faultFlush:
@@ -234,7 +236,7 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 		lullLimit := time.Now().Add(limit)
 		for {
 			last := f.endSum(f.e.cfg.outputTopic)
-			if !poll(f.ctx, 300*time.Millisecond, 5*time.Millisecond, func() bool { return f.endSum(f.e.cfg.outputTopic) != last }) {
+			if !harness.Poll(f.ctx, 300*time.Millisecond, 5*time.Millisecond, func() bool { return f.endSum(f.e.cfg.outputTopic) != last }) {
 				break
 			}
 			if time.Now().After(lullLimit) {
@@ -259,12 +261,12 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 
 	case faultCommit:
 		before := f.committed()
-		if !poll(f.ctx, limit, 5*time.Millisecond, func() bool { return f.committed() > before }) {
+		if !harness.Poll(f.ctx, limit, 5*time.Millisecond, func() bool { return f.committed() > before }) {
 			return faultMoment{fmt.Sprintf("no commit within %v of consuming", limit.Round(time.Second)), false}
 		}
 		at, advanced := wallClock(), f.committed()-before
 		d := time.Duration(f.rng.Int64N(int64(time.Second)))
-		sleep(f.ctx, d)
+		harness.Sleep(f.ctx, d)
 		return faultMoment{fmt.Sprintf("%v after its committed offsets advanced by %d at %s (%s)",
 			d.Round(time.Millisecond), advanced, at, wrote()), true}
 	}
@@ -273,29 +275,23 @@ func (f *faultRun) await(p *process, kind faultKind) faultMoment {
 
 // grows polls until the end offsets of topic add up to more than from.
 func (f *faultRun) grows(topic string, from int64, limit time.Duration) bool {
-	return poll(f.ctx, limit, 5*time.Millisecond, func() bool { return f.endSum(topic) > from })
+	return harness.Poll(f.ctx, limit, 5*time.Millisecond, func() bool { return f.endSum(topic) > from })
 }
 
 // endSum adds up the end offsets of a topic's partitions, 0 while the topic
 // does not exist.
 func (f *faultRun) endSum(topic string) int64 {
-	ends, err := f.e.admin.ListEndOffsets(f.ctx, topic)
+	ends, err := f.e.Admin.ListEndOffsets(f.ctx, topic)
 	if err != nil {
 		return 0
 	}
-	var sum int64
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Err == nil {
-			sum += o.Offset
-		}
-	})
-	return sum
+	return harness.SumOffsets(ends)
 }
 
 // committed adds up the consumer group's committed offsets of the input
 // topic.
 func (f *faultRun) committed() int64 {
-	offs, err := f.e.admin.FetchOffsets(f.ctx, f.e.group)
+	offs, err := f.e.Admin.FetchOffsets(f.ctx, f.e.group)
 	if err != nil {
 		return 0
 	}
@@ -312,7 +308,7 @@ func (f *faultRun) committed() int64 {
 // member holding every partition: whatever instance ran before has left it
 // or been evicted, and no rebalance is under way.
 func (f *faultRun) soleMember() bool {
-	d, err := f.e.admin.DescribeGroups(f.ctx, f.e.group)
+	d, err := f.e.Admin.DescribeGroups(f.ctx, f.e.group)
 	if err != nil {
 		return false
 	}

@@ -6,36 +6,31 @@
 // pipelines/monasca-transform.yaml the same way over the monasca-transform
 // conformance dataset.
 //
+// The harness the tests share with tests/bench (the Kafka cluster, the
+// processes, scraping, polling) is internal/harness; this file adapts it to
+// the tests, which fail rather than return errors.
+//
 // Set MONASCA_CONNECT_BIN to test a prebuilt binary instead of building one.
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 var (
@@ -50,7 +45,7 @@ func TestMain(m *testing.M) {
 
 func runTests(m *testing.M) int {
 	var err error
-	if repoRoot, err = findRepoRoot(); err != nil {
+	if repoRoot, err = harness.RepoRoot(); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
 		return 1
 	}
@@ -67,38 +62,12 @@ func runTests(m *testing.M) int {
 		}
 		defer os.RemoveAll(dir)
 		binary = filepath.Join(dir, "monasca-connect")
-		build := exec.Command("go", "build", "-o", binary, "./cmd/monasca-connect")
-		build.Dir = repoRoot
-		if out, err := build.CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: building monasca-connect: %v\n%s", err, out)
+		if err := harness.Build(repoRoot, binary); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
 			return 1
 		}
 	}
 	return m.Run()
-}
-
-// findRepoRoot returns the directory of the go.mod that holds this package.
-func findRepoRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err == nil {
-		if gomod := strings.TrimSpace(string(out)); gomod != "" && gomod != os.DevNull {
-			return filepath.Dir(gomod), nil
-		}
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = parent
-	}
 }
 
 // pipelineConfig is what a test varies in the pipeline's environment.
@@ -130,14 +99,12 @@ type pipelineConfig struct {
 
 // testEnv is one test's Kafka cluster, clients and pipeline processes.
 type testEnv struct {
-	t       *testing.T
-	cfg     pipelineConfig
-	group   string
-	brokers string
-	client  *kgo.Client
-	admin   *kadm.Client
-	logDir  string
-	procs   []*process // every process started, in order
+	*harness.Kafka
+	t      *testing.T
+	cfg    pipelineConfig
+	group  string
+	logDir string
+	procs  []*process // every process started, in order
 
 	// outBrokers and outAdmin are where the output topic is: the test's
 	// cluster, or cfg.outputBrokers.
@@ -155,48 +122,25 @@ type testEnv struct {
 // every pipeline log is printed.
 func newEnv(t *testing.T, cfg pipelineConfig) *testEnv {
 	t.Helper()
-	topics := []string{cfg.inputTopic}
-	if cfg.outputTopic != cfg.inputTopic && cfg.outputBrokers == "" {
-		topics = append(topics, cfg.outputTopic)
+	topics := map[string]int32{cfg.inputTopic: 4}
+	if cfg.outputBrokers == "" {
+		topics[cfg.outputTopic] = 4
 	}
-	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.SeedTopics(4, topics...),
-		// No automatic topic creation, as in production: the
-		// pipelines create their own window-state (and partials) topics.
-	}
-	// A later SeedTopics of a topic overrides an earlier one.
-	for _, topic := range slices.Sorted(maps.Keys(cfg.partitions)) {
-		opts = append(opts, kfake.SeedTopics(cfg.partitions[topic], topic))
-	}
-	cluster, err := kfake.NewCluster(opts...)
+	maps.Copy(topics, cfg.partitions)
+	k, err := harness.StartKafka(topics)
 	if err != nil {
-		t.Fatalf("starting kfake: %v", err)
+		t.Fatal(err)
 	}
-	t.Cleanup(cluster.Close)
+	t.Cleanup(k.Close)
 	e := &testEnv{
-		t:       t,
-		cfg:     cfg,
-		group:   "e2e-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
-		brokers: strings.Join(cluster.ListenAddrs(), ","),
-		logDir:  t.TempDir(),
-	}
-	for _, a := range cluster.ListenAddrs() {
-		if host, _, _ := net.SplitHostPort(a); !net.ParseIP(host).IsLoopback() {
-			t.Fatalf("kfake listens on %s, not loopback", a)
-		}
+		Kafka:  k,
+		t:      t,
+		cfg:    cfg,
+		group:  "e2e-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")),
+		logDir: t.TempDir(),
 	}
 	t.Cleanup(e.printLogsOnFailure)
-	e.client, err = kgo.NewClient(
-		kgo.SeedBrokers(cluster.ListenAddrs()...),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-	)
-	if err != nil {
-		t.Fatalf("kafka client: %v", err)
-	}
-	t.Cleanup(e.client.Close)
-	e.admin = kadm.NewClient(e.client)
-	e.outBrokers, e.outAdmin = e.brokers, e.admin
+	e.outBrokers, e.outAdmin = e.Brokers, e.Admin
 	if cfg.outputBrokers != "" {
 		out, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(cfg.outputBrokers, ",")...))
 		if err != nil {
@@ -226,7 +170,7 @@ func (e *testEnv) watchGroup(group string) {
 		defer close(done)
 		last := ""
 		for {
-			if d, err := e.admin.DescribeGroups(ctx, group); err == nil {
+			if d, err := e.Admin.DescribeGroups(ctx, group); err == nil {
 				if s := describeGroup(d[group]); s != last {
 					e.groupMu.Lock()
 					e.groupLogs[group] = append(e.groupLogs[group], wallClock()+" "+s)
@@ -251,7 +195,7 @@ func (e *testEnv) watchGroup(group string) {
 // hold partitions, none when it cannot be described.
 func (e *testEnv) assignedMembers(ctx context.Context) []string {
 	var ids []string
-	if d, err := e.admin.DescribeGroups(ctx, e.group); err == nil {
+	if d, err := e.Admin.DescribeGroups(ctx, e.group); err == nil {
 		for _, m := range d[e.group].Members {
 			if a, ok := m.Assigned.AsConsumer(); ok && len(a.Topics) > 0 {
 				ids = append(ids, m.MemberID)
@@ -288,21 +232,18 @@ func (e *testEnv) produce(ctx context.Context, recs []*kgo.Record) {
 	for _, r := range recs {
 		r.Topic = e.cfg.inputTopic
 	}
-	if err := e.client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	if err := e.Client.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		e.t.Fatalf("producing the backlog: %v", err)
 	}
 }
 
 // process is one run of the pipeline binary.
 type process struct {
+	*harness.Process
 	name     string // procSpec.name
-	cmd      *exec.Cmd
 	httpAddr string
-	logPath  string
 	// instanceID is its static group membership (INSTANCE_ID).
 	instanceID string
-	exited     chan struct{}
-	waitErr    error // set before exited is closed
 }
 
 // start runs `monasca-connect run pipelines/<cfg.pipeline>` (by default
@@ -341,16 +282,7 @@ func (e *testEnv) startProc(spec procSpec) *process {
 	if spec.name != "" {
 		logName = fmt.Sprintf("monasca-connect-%d-%s.log", n, spec.name)
 	}
-	p := &process{
-		name:     spec.name,
-		httpAddr: freeAddr(e.t),
-		logPath:  filepath.Join(e.logDir, logName),
-		exited:   make(chan struct{}),
-	}
-	logFile, err := os.Create(p.logPath)
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	p := &process{name: spec.name, httpAddr: freeAddr(e.t)}
 	pipeline, env, group := e.cfg.pipeline, e.cfg.env, e.group
 	if spec.pipeline != "" {
 		pipeline = spec.pipeline
@@ -383,31 +315,24 @@ func (e *testEnv) startProc(spec procSpec) *process {
 	if !filepath.IsAbs(pipeline) {
 		pipeline = filepath.Join(repoRoot, "pipelines", pipeline)
 	}
-	args = append(args, pipeline)
-	p.cmd = exec.Command(binary, args...)
-	p.cmd.Dir = e.logDir
-	p.cmd.Env = append(os.Environ(),
-		"KAFKA_BROKERS="+e.brokers,
-		"METRICS_TOPIC="+e.cfg.inputTopic,
-		"AGGREGATED_TOPIC="+e.cfg.outputTopic,
-		"CONSUMER_GROUP="+group,
-		"HTTP_ADDRESS="+p.httpAddr,
-		"INSTANCE_ID="+p.instanceID,
-	)
-	p.cmd.Env = append(p.cmd.Env, env...)
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
-		e.t.Fatalf("starting monasca-connect: %v", err)
+	pipelineEnv := harness.PipelineEnv{
+		Brokers: e.Brokers, MetricsTopic: e.cfg.inputTopic, AggregatedTopic: e.cfg.outputTopic,
+		Group: group, InstanceID: p.instanceID, HTTPAddress: p.httpAddr,
 	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
+	var err error
+	p.Process, err = harness.Start(harness.Command{
+		Path: binary,
+		Args: append(args, pipeline),
+		Dir:  e.logDir,
+		Env:  append(pipelineEnv.List(), env...),
+		Log:  filepath.Join(e.logDir, logName),
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	e.procs = append(e.procs, p)
-	e.t.Logf("%s started monasca-connect #%d%s (pid %d, http %s)", wallClock(), n, p.label(), p.cmd.Process.Pid, p.httpAddr)
-	e.t.Cleanup(func() { p.kill() })
+	e.t.Logf("%s started monasca-connect #%d%s (pid %d, http %s)", wallClock(), n, p.label(), p.Pid(), p.httpAddr)
+	e.t.Cleanup(p.Kill)
 	return p
 }
 
@@ -418,7 +343,7 @@ func (e *testEnv) startProc(spec procSpec) *process {
 func (e *testEnv) freeInstanceID(group, name string) string {
 	for k := 0; ; k++ {
 		id := fmt.Sprintf("%s-%s-%d", group, cmp.Or(name, "main"), k)
-		if !slices.ContainsFunc(e.procs, func(p *process) bool { return p.instanceID == id && p.running() }) {
+		if !slices.ContainsFunc(e.procs, func(p *process) bool { return p.instanceID == id && p.Running() }) {
 			return id
 		}
 	}
@@ -432,40 +357,6 @@ func (p *process) label() string {
 	return " (" + p.name + ")"
 }
 
-// running reports whether the process has not exited yet.
-func (p *process) running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// kill sends SIGKILL and waits for the process to be gone.
-func (p *process) kill() {
-	if !p.running() {
-		return
-	}
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-}
-
-// stop sends SIGTERM and waits until the process exits or ctx ends, in which
-// case it is killed.
-func (p *process) stop(ctx context.Context) error {
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		return err
-	}
-	select {
-	case <-p.exited:
-		return p.waitErr
-	case <-ctx.Done():
-		p.kill()
-		return fmt.Errorf("did not exit after SIGTERM: %w", ctx.Err())
-	}
-}
-
 func (e *testEnv) printLogsOnFailure() {
 	if !e.t.Failed() {
 		return
@@ -476,29 +367,18 @@ func (e *testEnv) printLogsOnFailure() {
 	}
 	e.groupMu.Unlock()
 	for i, p := range e.procs {
-		e.t.Logf("--- tail of monasca-connect #%d%s log (%s) ---\n%s", i+1, p.label(), p.logPath, tail(p.logPath, 60))
+		e.t.Logf("--- tail of monasca-connect #%d%s log (%s) ---\n%s", i+1, p.label(), p.Log, p.Tail(60))
 	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // freeAddr returns a loopback address with a port that was free just now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := harness.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // output is one aggregate read from the output topic.
@@ -634,41 +514,35 @@ func (o *output) id() (aggID, bool) {
 // them, have restored their saved state and hold no open window and no
 // input (so every window holding input was emitted and acknowledged), and
 // no output waiting to be written, and the collector has read every record
-// of the output topic written up to then. Holding the partitions and having restored come first: before that
-// the gauges read zero whatever the saved state holds.
+// of the output topic written up to then. Holding the partitions and having
+// restored come first: before that the gauges read zero whatever the saved
+// state holds.
 func (e *testEnv) drained(ctx context.Context, c *collector) (bool, error) {
-	committed, err := e.admin.FetchOffsets(ctx, e.group)
+	committed, err := e.Admin.FetchOffsets(ctx, e.group)
 	if err != nil {
 		return false, err
 	}
-	inEnds, err := e.admin.ListEndOffsets(ctx, e.cfg.inputTopic)
+	inEnds, err := e.Admin.ListEndOffsets(ctx, e.cfg.inputTopic)
 	if err != nil {
 		return false, err
 	}
-	done, partitions := true, 0
-	inEnds.Each(func(o kadm.ListedOffset) {
-		partitions++
-		got, ok := committed.Lookup(o.Topic, o.Partition)
-		if o.Err != nil || !ok || got.Err != nil || got.At < o.Offset {
-			done = false
-		}
-	})
-	if !done {
+	if len(harness.Uncommitted(inEnds, committed)) > 0 {
 		return false, nil
 	}
+	partitions := len(inEnds[e.cfg.inputTopic])
 	// With checkpoints, input is committed once a checkpoint holds it,
 	// before its windows close: the running pipelines must also hold no
 	// open window and no input.
 	held := 0.0
 	for _, p := range e.procs {
-		if !p.running() {
+		if !p.Running() {
 			continue
 		}
-		samples, err := scrape(ctx, p.httpAddr)
+		samples, err := harness.Scrape(ctx, p.httpAddr)
 		if err != nil {
 			return false, err
 		}
-		gauge := func(name string) float64 { return sumSamples(samples, name, "")[""] }
+		gauge := func(name string) float64 { return harness.Sum(samples, name, "")[""] }
 		if gauge("monasca_lanes_restoring") > 0 || gauge("monasca_open_series") > 0 ||
 			gauge("monasca_held_input_batches") > 0 || gauge("monasca_output_pending_batches") > 0 {
 			return false, nil
@@ -707,101 +581,4 @@ func (e *testEnv) waitDrained(ctx context.Context, c *collector) bool {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-}
-
-// waitUntil polls cond every 10ms until it holds, for at most limit or
-// until ctx ends; it reports whether cond held.
-func waitUntil(ctx context.Context, limit time.Duration, cond func() bool) bool {
-	return poll(ctx, limit, 10*time.Millisecond, cond)
-}
-
-// poll checks cond every interval until it holds, for at most limit or
-// until ctx ends; it reports whether cond held.
-func poll(ctx context.Context, limit, every time.Duration, cond func() bool) bool {
-	ctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(every):
-		}
-	}
-	return true
-}
-
-// promSample is one sample of the Prometheus text exposition format.
-type promSample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-var promLabel = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
-
-// scrape reads http://addr/metrics.
-func scrape(ctx context.Context, addr string) ([]promSample, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
-	}
-	var out []promSample
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
-		}
-		s := promSample{labels: map[string]string{}}
-		rest := line
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			j := strings.LastIndexByte(line, '}')
-			if j < i {
-				return nil, fmt.Errorf("bad metrics line %q", line)
-			}
-			s.name = line[:i]
-			for _, m := range promLabel.FindAllStringSubmatch(line[i+1:j], -1) {
-				s.labels[m[1]] = m[2]
-			}
-			rest = line[j+1:]
-		} else if i >= 0 {
-			s.name, rest = line[:i], line[i:]
-		}
-		fields := strings.Fields(rest)
-		if len(fields) == 0 {
-			return nil, fmt.Errorf("bad metrics line %q", line)
-		}
-		if s.value, err = strconv.ParseFloat(fields[0], 64); err != nil {
-			return nil, fmt.Errorf("bad metrics line %q: %w", line, err)
-		}
-		out = append(out, s)
-	}
-	return out, sc.Err()
-}
-
-// sumSamples adds up the samples of a metric, grouped by the value of one
-// label ("" groups everything under "").
-func sumSamples(samples []promSample, name, label string) map[string]float64 {
-	out := map[string]float64{}
-	for _, s := range samples {
-		if s.name == name {
-			out[s.labels[label]] += s.value
-		}
-	}
-	return out
 }

@@ -20,6 +20,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"gopkg.in/yaml.v3"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // The shipped monitoring: alert rules and a Grafana dashboard.
@@ -421,19 +423,19 @@ scrape_configs:
 	runTool(t, promDir, promtool, "check", "config", configPath)
 	startPrometheus(t, promBin, promDir, configPath, promAddr)
 	api := promAPI{base: "http://" + promAddr}
-	if !poll(ctx, 30*time.Second, 200*time.Millisecond, func() bool { return api.ready(ctx) }) {
+	if !harness.Poll(ctx, 30*time.Second, 200*time.Millisecond, func() bool { return api.ready(ctx) }) {
 		t.Fatalf("Prometheus not ready at %s within 30s", promAddr)
 	}
 	t.Logf("%s Prometheus %s up at %s, scraping %s", wallClock(), promBin, promAddr, p.httpAddr)
 
 	// The pipeline emits aggregates and Prometheus has scraped it.
-	if !poll(ctx, 60*time.Second, 200*time.Millisecond, func() bool {
-		samples, err := scrape(ctx, p.httpAddr)
+	if !harness.Poll(ctx, 60*time.Second, 200*time.Millisecond, func() bool {
+		samples, err := harness.Scrape(ctx, p.httpAddr)
 		if err != nil {
 			return false
 		}
-		return sumSamples(samples, "monasca_aggregates_emitted_total", "")[""] > 0 &&
-			sumSamples(samples, "monasca_frontier_ms", "")[""] > 0
+		return harness.Sum(samples, "monasca_aggregates_emitted_total", "")[""] > 0 &&
+			harness.Sum(samples, "monasca_frontier_ms", "")[""] > 0
 	}) {
 		t.Fatal("the pipeline emitted no aggregate within 60s")
 	}
@@ -460,15 +462,15 @@ scrape_configs:
 				recs = append(recs, r)
 			}
 			pctx, pcancel := context.WithTimeout(lateCtx, 10*time.Second)
-			_ = e.client.ProduceSync(pctx, recs...).FirstErr() // counted by the pipeline, or not at all
+			_ = e.Client.ProduceSync(pctx, recs...).FirstErr() // counted by the pipeline, or not at all
 			pcancel()
-			sleep(lateCtx, 500*time.Millisecond)
+			harness.Sleep(lateCtx, 500*time.Millisecond)
 		}
 	}()
 	t.Cleanup(func() { lateStop(); <-lateDone })
 
 	// Ten seconds of scrapes, so that rate() has samples to work on.
-	if !poll(ctx, 30*time.Second, 500*time.Millisecond, func() bool {
+	if !harness.Poll(ctx, 30*time.Second, 500*time.Millisecond, func() bool {
 		res, err := api.query(ctx, `count_over_time(monasca_metrics_received_total[1m])`)
 		return err == nil && len(res.values()) > 0 && res.values()[0] >= 10
 	}) {
@@ -532,7 +534,7 @@ scrape_configs:
 		}
 	}
 	t.Logf("the %d metric selectors of the %d alerts have data", checked, len(rules))
-	if samples, err := scrape(ctx, p.httpAddr); err == nil {
+	if samples, err := harness.Scrape(ctx, p.httpAddr); err == nil {
 		logCounters(t, samples)
 	}
 }
@@ -543,50 +545,30 @@ var notProvoked = map[string]string{
 	"monasca_aggregates_invalid_total": "exported from the first aggregate that fails Monasca validation; the test's specifications make none",
 }
 
-// promProcess is the test's Prometheus. It is killed when the test ends,
-// and a failed test prints the tail of its log.
-type promProcess struct {
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
-}
-
-func startPrometheus(t *testing.T, bin, dir, configPath, addr string) *promProcess {
+// startPrometheus starts the test's Prometheus. It is killed when the test
+// ends, and a failed test prints the tail of its log.
+func startPrometheus(t *testing.T, bin, dir, configPath, addr string) {
 	t.Helper()
-	p := &promProcess{logPath: filepath.Join(dir, "prometheus.log"), exited: make(chan struct{})}
-	logFile, err := os.Create(p.logPath)
+	p, err := harness.Start(harness.Command{
+		Path: bin,
+		Args: []string{
+			"--config.file=" + configPath,
+			"--web.listen-address=" + addr,
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+			"--storage.tsdb.retention.time=1h",
+		},
+		Dir: dir,
+		Log: filepath.Join(dir, "prometheus.log"),
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd = exec.Command(bin,
-		"--config.file="+configPath,
-		"--web.listen-address="+addr,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--storage.tsdb.retention.time=1h",
-	)
-	p.cmd.Dir = dir
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("starting %s: %v", bin, err)
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
 	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
+		p.Kill()
 		if t.Failed() {
-			t.Logf("--- tail of the Prometheus log (%s) ---\n%s", p.logPath, tail(p.logPath, 40))
+			t.Logf("--- tail of the Prometheus log (%s) ---\n%s", p.Log, p.Tail(40))
 		}
 	})
-	return p
 }
 
 // promAPI is a client of Prometheus' HTTP API.
@@ -753,7 +735,7 @@ func checkLoadedRules(ctx context.Context, t *testing.T, api promAPI, rules []al
 	}
 	var got map[string]loaded
 	var lastErr error
-	if !poll(ctx, 20*time.Second, 500*time.Millisecond, func() bool {
+	if !harness.Poll(ctx, 20*time.Second, 500*time.Millisecond, func() bool {
 		var data struct {
 			Groups []struct {
 				Rules []loaded `json:"rules"`
@@ -953,7 +935,7 @@ func checkDashboard(ctx context.Context, t *testing.T, api promAPI) {
 	for i := range queries {
 		pending[i] = "not run"
 	}
-	poll(ctx, 20*time.Second, time.Second, func() bool {
+	harness.Poll(ctx, 20*time.Second, time.Second, func() bool {
 		for i := range pending {
 			expr, err := expand(queries[i].expr)
 			if err != nil {
@@ -1011,7 +993,7 @@ func waitFiring(ctx context.Context, t *testing.T, api promAPI, limit time.Durat
 	t.Helper()
 	var last []promAlert
 	var lastErr error
-	ok := poll(ctx, limit, 500*time.Millisecond, func() bool {
+	ok := harness.Poll(ctx, limit, 500*time.Millisecond, func() bool {
 		last, lastErr = api.alerts(ctx)
 		if lastErr != nil {
 			return false

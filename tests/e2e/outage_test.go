@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // TestOutputOutage takes the Kafka cluster of the output away for 60 s while
@@ -105,11 +106,11 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 	// that the committed offsets stand at the edge of what was written:
 	// produce requests fail from then on, and once the collector has read
 	// what the cluster acknowledged, the cluster closes.
-	if !waitUntil(ctx, 60*time.Second, func() bool {
+	if !harness.WaitUntil(ctx, 60*time.Second, func() bool {
 		if c1.count() == 0 {
 			return false
 		}
-		committed, err := e.admin.FetchOffsets(ctx, e.group)
+		committed, err := e.Admin.FetchOffsets(ctx, e.group)
 		if err != nil {
 			return false
 		}
@@ -123,11 +124,11 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 		t.Fatalf("no input committed on every partition within 60s (%d aggregates read)", c1.count())
 	}
 	out.arm()
-	if !waitUntil(ctx, 20*time.Second, func() bool { return out.cutAt() != (time.Time{}) }) {
+	if !harness.WaitUntil(ctx, 20*time.Second, func() bool { return out.cutAt() != (time.Time{}) }) {
 		t.Fatal("no produce request within 20s of arming the outage")
 	}
 	cut := out.cutAt()
-	if !waitUntil(ctx, 20*time.Second, func() bool {
+	if !harness.WaitUntil(ctx, 20*time.Second, func() bool {
 		ends, err := out.admin().ListEndOffsets(ctx, cfg.outputTopic)
 		return err == nil && ends.Error() == nil && c1.caughtUp(ends)
 	}) {
@@ -147,8 +148,8 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 		wallClock(), cut.UTC().Format("15:04:05.000"), cut.Sub(started).Round(time.Millisecond), len(before))
 
 	// During the outage.
-	pid := p.cmd.Process.Pid
-	rss0, err := readRSS(pid)
+	pid := p.Pid()
+	rss0, _, err := harness.Memory(pid)
 	if err != nil {
 		t.Fatalf("reading the RSS: %v", err)
 	}
@@ -158,13 +159,13 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 	var rssLog, commitLog []string
 	lastCommitted := ""
 	for tick := 0; ; tick++ {
-		if !p.running() {
-			t.Fatalf("monasca-connect exited during the outage: %v", p.waitErr)
+		if !p.Running() {
+			t.Fatalf("monasca-connect exited during the outage: %v", p.Err())
 		}
 		if err := tr.err(); err != nil {
 			t.Fatalf("producing the trickle: %v", err)
 		}
-		rss, err := readRSS(pid)
+		rss, _, err := harness.Memory(pid)
 		if err != nil {
 			t.Fatalf("reading the RSS of pid %d: %v", pid, err)
 		}
@@ -172,7 +173,7 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 		if rss >= maxRSS {
 			t.Fatalf("RSS %d MiB during the outage, above the bound of %d MiB", rss>>20, maxRSS>>20)
 		}
-		committed, err := e.admin.FetchOffsets(ctx, e.group)
+		committed, err := e.Admin.FetchOffsets(ctx, e.group)
 		if err != nil {
 			t.Fatalf("fetching the committed offsets: %v", err)
 		}
@@ -195,12 +196,12 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 		if last {
 			break
 		}
-		sleep(ctx, time.Second)
+		harness.Sleep(ctx, time.Second)
 		if ctx.Err() != nil {
 			t.Fatal("test deadline reached during the outage")
 		}
 	}
-	rss1, _ := readRSS(pid)
+	rss1, _, _ := harness.Memory(pid)
 	heldMsgs := in.len() - in0
 	t.Logf("RSS during the outage (VmRSS): %s; start %d MiB, end %d MiB, peak %d MiB; %d metrics produced during the outage",
 		strings.Join(rssLog, ", "), rss0>>20, rss1>>20, peak>>20, heldMsgs)
@@ -213,11 +214,11 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 		t.Errorf("RSS peaked %d MiB above its start during the outage, more than %d MiB for %d input messages held",
 			growth>>20, limit>>20, heldMsgs)
 	}
-	if samples, err := scrape(ctx, p.httpAddr); err == nil {
+	if samples, err := harness.Scrape(ctx, p.httpAddr); err == nil {
 		t.Logf("at the end of the outage: output_retries_total=%v held_input_batches=%v open_series=%v",
-			sumSamples(samples, "monasca_output_retries_total", "")[""],
-			sumSamples(samples, "monasca_held_input_batches", "")[""],
-			sumSamples(samples, "monasca_open_series", "")[""])
+			harness.Sum(samples, "monasca_output_retries_total", "")[""],
+			harness.Sum(samples, "monasca_held_input_batches", "")[""],
+			harness.Sum(samples, "monasca_open_series", "")[""])
 	}
 
 	// The output comes back at the same address.
@@ -226,7 +227,7 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 	}
 	restarted := time.Now()
 	c2 := e.collect(ctx)
-	endsAtRestart, err := e.admin.ListEndOffsets(ctx, cfg.inputTopic)
+	endsAtRestart, err := e.Admin.ListEndOffsets(ctx, cfg.inputTopic)
 	if err != nil || endsAtRestart.Error() != nil {
 		t.Fatalf("listing the input's end offsets: %v %v", err, endsAtRestart.Error())
 	}
@@ -235,8 +236,8 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 	// Catch-up: everything produced up to the restart gets committed while
 	// the trickle goes on; then the trickle stops and the last windows
 	// close.
-	if !waitUntil(ctx, 90*time.Second, func() bool {
-		committed, err := e.admin.FetchOffsets(ctx, e.group)
+	if !harness.WaitUntil(ctx, 90*time.Second, func() bool {
+		committed, err := e.Admin.FetchOffsets(ctx, e.group)
 		if err != nil {
 			return false
 		}
@@ -262,7 +263,7 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 	}
 	t.Logf("drained %v after the start, %v after the output came back; %d metrics produced in all",
 		time.Since(started).Round(time.Millisecond), time.Since(restarted).Round(time.Millisecond), in.len())
-	if rss, err := readRSS(pid); err == nil {
+	if rss, _, err := harness.Memory(pid); err == nil {
 		t.Logf("RSS after catch-up: %d MiB", rss>>20)
 	}
 
@@ -280,12 +281,12 @@ func testOutputOutage(t *testing.T, checkpoints bool) {
 	}
 	expected := expectedAggregates(in.allMetrics(), cfg.window)
 	checkOutputs(t, expected, after, started, true)
-	samples, err := scrape(ctx, p.httpAddr)
+	samples, err := harness.Scrape(ctx, p.httpAddr)
 	if err != nil {
 		t.Fatalf("scraping metrics: %v", err)
 	}
 	logCounters(t, samples)
-	if late := sumSamples(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
+	if late := harness.Sum(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
 		t.Errorf("monasca_metrics_late_total = %v, want 0: the outage let windows close before their input was read", late)
 	}
 }
@@ -403,7 +404,7 @@ func (o *outputCluster) close() {
 // can be bound or ctx ends.
 func (o *outputCluster) restart(ctx context.Context) error {
 	var err error
-	if waitUntil(ctx, 30*time.Second, func() bool {
+	if harness.WaitUntil(ctx, 30*time.Second, func() bool {
 		err = o.startCluster()
 		return err == nil
 	}) {
@@ -535,29 +536,4 @@ func parseInputMetric(b []byte) (inputMetric, error) {
 	m := env.Metric
 	return inputMetric{name: m.Name, dims: m.Dimensions, ts: m.Timestamp, value: m.Value,
 		tenant: tenant{env.Meta.TenantID, env.Meta.Region}}, nil
-}
-
-// readRSS returns the resident set size of a process in bytes, from
-// /proc/<pid>/status.
-func readRSS(pid int) (int64, error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			f := strings.Fields(v)
-			if len(f) != 2 || f[1] != "kB" {
-				return 0, fmt.Errorf("unexpected VmRSS line %q", sc.Text())
-			}
-			kb, err := strconv.ParseInt(f[0], 10, 64)
-			return kb << 10, err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, errors.New("no VmRSS in /proc/<pid>/status")
 }

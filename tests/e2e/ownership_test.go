@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // The tests of this file move partitions between instances of a pipeline
@@ -69,7 +71,7 @@ func runTakeover(t *testing.T, replacement bool) {
 	live := startTrickle(ctx, e, rand.New(rand.NewPCG(rng.Uint64(), 3)), trickleSpec{
 		tick: ownTick, partitions: ownParts, lag: ownLag, perTick: 5, varyPerTick: true, hosts: 40, badOneIn: 200,
 	})
-	if !waitUntil(ctx, scaleFirstOutLimit, func() bool { return c.count() > 0 }) {
+	if !harness.WaitUntil(ctx, scaleFirstOutLimit, func() bool { return c.count() > 0 }) {
 		t.Fatalf("no aggregate within %v of the first input", scaleFirstOutLimit)
 	}
 	active := e.owner(ctx, g, procs)
@@ -87,7 +89,7 @@ func runTakeover(t *testing.T, replacement bool) {
 	}
 	t.Logf("%s the survivor holds every partition (%d outputs so far)", wallClock(), c.count())
 
-	sleep(ctx, 12*time.Second)
+	harness.Sleep(ctx, 12*time.Second)
 	finish(ctx, t, e, c, live, started, alive)
 }
 
@@ -133,7 +135,7 @@ func TestStageOneHandOff(t *testing.T) {
 	live := startTrickle(ctx, e, rand.New(rand.NewPCG(rng.Uint64(), 4)), trickleSpec{
 		tick: ownTick, partitions: 8, lag: ownLag, perTick: 3, varyPerTick: true, hosts: 40, badOneIn: 200,
 	})
-	if !waitUntil(ctx, scaleFirstOutLimit, func() bool { return c.count() > 0 }) {
+	if !harness.WaitUntil(ctx, scaleFirstOutLimit, func() bool { return c.count() > 0 }) {
 		t.Fatalf("no aggregate within %v of the first input", scaleFirstOutLimit)
 	}
 	second := e.startProc(stage1)
@@ -142,9 +144,9 @@ func TestStageOneHandOff(t *testing.T) {
 		t.Fatalf("stage 1 did not settle on two instances within %v: %s", ownSettle, desc)
 	}
 	t.Logf("%s partitions handed over to the second stage-1 instance (%d outputs so far)", wallClock(), c.count())
-	sleep(ctx, 2*ownWindow)
+	harness.Sleep(ctx, 2*ownWindow)
 
-	if err := second.stop(ctx); err != nil {
+	if err := second.Stop(ctx); err != nil {
 		t.Fatalf("stopping the second stage-1 instance: %v", err)
 	}
 	g1.members = 1
@@ -152,7 +154,7 @@ func TestStageOneHandOff(t *testing.T) {
 		t.Fatalf("stage 1 did not settle back on one instance within %v: %s", ownSettle, desc)
 	}
 	t.Logf("%s the first stage-1 instance holds every partition again (%d outputs so far)", wallClock(), c.count())
-	sleep(ctx, ownWindow)
+	harness.Sleep(ctx, ownWindow)
 	finish(ctx, t, e, c, live, started, []*process{first, merger})
 }
 
@@ -170,21 +172,21 @@ func TestOutputTopicRecreated(t *testing.T) {
 	live := startTrickle(ctx, e, rand.New(rand.NewPCG(rng.Uint64(), 5)), trickleSpec{
 		tick: ownTick, partitions: ownParts, lag: ownLag, perTick: 5, varyPerTick: true, hosts: 40,
 	})
-	if !waitUntil(ctx, scaleFirstOutLimit, func() bool { return old.count() > 0 }) {
+	if !harness.WaitUntil(ctx, scaleFirstOutLimit, func() bool { return old.count() > 0 }) {
 		t.Fatalf("no aggregate within %v of the first input", scaleFirstOutLimit)
 	}
 	old.close()
-	if _, err := e.admin.DeleteTopics(ctx, ownConfig.outputTopic); err != nil {
+	if _, err := e.Admin.DeleteTopics(ctx, ownConfig.outputTopic); err != nil {
 		t.Fatalf("deleting the output topic: %v", err)
 	}
-	sleep(ctx, 3*time.Second) // writes fail meanwhile
-	if _, err := e.admin.CreateTopic(ctx, ownParts, 1, nil, ownConfig.outputTopic); err != nil {
+	harness.Sleep(ctx, 3*time.Second) // writes fail meanwhile
+	if _, err := e.Admin.CreateTopic(ctx, ownParts, 1, nil, ownConfig.outputTopic); err != nil {
 		t.Fatalf("creating the output topic again: %v", err)
 	}
 	recreated := time.Now()
 	t.Logf("%s output topic deleted and created again", wallClock())
 	c := e.collect(ctx)
-	sleep(ctx, 3*ownWindow)
+	harness.Sleep(ctx, 3*ownWindow)
 	trickled := live.stop()
 	if err := live.err(); err != nil {
 		t.Fatalf("producing the live trickle: %v", err)
@@ -201,7 +203,7 @@ func TestOutputTopicRecreated(t *testing.T) {
 	if len(expected) == 0 {
 		t.Fatal("no window closes after the topic came back: the test is too short")
 	}
-	if !waitUntil(ctx, ownFinalLimit, func() bool { return allSeen(expected, c.outputs()) }) {
+	if !harness.WaitUntil(ctx, ownFinalLimit, func() bool { return allSeen(expected, c.outputs()) }) {
 		t.Errorf("not every aggregate of the windows after the recreation arrived within %v", ownFinalLimit)
 	}
 	outs := slices.DeleteFunc(c.outputs(), func(o output) bool {
@@ -209,7 +211,7 @@ func TestOutputTopicRecreated(t *testing.T) {
 		return ok && id.window < from
 	})
 	checkOutputs(t, expected, outs, recreated, true)
-	if !p.running() {
+	if !p.Running() {
 		t.Fatal("the pipeline exited")
 	}
 }
@@ -227,7 +229,7 @@ func finish(ctx context.Context, t *testing.T, e *testEnv, c *collector, live *t
 	expected := expectedAggregates(trickled, ownWindow)
 	t.Logf("%s live trickle stopped after %d metrics: %d aggregates expected in %d windows",
 		wallClock(), len(trickled), len(expected), countWindows(expected))
-	if waitUntil(ctx, ownFinalLimit, func() bool { return allSeen(expected, c.outputs()) }) {
+	if harness.WaitUntil(ctx, ownFinalLimit, func() bool { return allSeen(expected, c.outputs()) }) {
 		t.Logf("%s every expected aggregate arrived %v after the input stopped", wallClock(), time.Since(stopped).Round(time.Millisecond))
 	} else {
 		t.Errorf("not every expected aggregate arrived within %v of the input stopping", ownFinalLimit)
@@ -236,18 +238,18 @@ func finish(ctx context.Context, t *testing.T, e *testEnv, c *collector, live *t
 	if err != nil {
 		t.Fatalf("end offsets of %s: %v", e.cfg.outputTopic, err)
 	}
-	if !waitUntil(ctx, 10*time.Second, func() bool { return c.caughtUp(outEnds) }) {
+	if !harness.WaitUntil(ctx, 10*time.Second, func() bool { return c.caughtUp(outEnds) }) {
 		t.Errorf("the collector did not read the output topic up to its end within 10s")
 	}
 	checkOutputs(t, expected, c.outputs(), started, true)
 	for _, p := range alive {
-		samples, err := scrape(ctx, p.httpAddr)
+		samples, err := harness.Scrape(ctx, p.httpAddr)
 		if err != nil {
 			t.Errorf("scraping monasca-connect%s: %v", p.label(), err)
 			continue
 		}
 		t.Logf("counters of monasca-connect%s:%s", p.label(), monascaCounters(samples))
-		if late := sumSamples(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
+		if late := harness.Sum(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
 			t.Errorf("monasca_metrics_late_total = %v on monasca-connect%s, want 0", late, p.label())
 		}
 	}
@@ -255,7 +257,7 @@ func finish(ctx context.Context, t *testing.T, e *testEnv, c *collector, live *t
 
 // owner returns the process whose instance holds the group's partitions.
 func (e *testEnv) owner(ctx context.Context, g groupWant, procs []*process) *process {
-	d, err := e.admin.DescribeGroups(ctx, g.group)
+	d, err := e.Admin.DescribeGroups(ctx, g.group)
 	if err != nil {
 		e.t.Fatalf("describing %s: %v", g.group, err)
 	}

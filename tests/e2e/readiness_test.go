@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // TestStateTopicUnavailable starts the pipeline where its window-state
@@ -30,18 +32,18 @@ func TestStateTopicUnavailable(t *testing.T) {
 
 	stateTopic := e.group + "-window-state"
 	said := func() bool {
-		log, _ := os.ReadFile(p.logPath)
+		log, _ := os.ReadFile(p.Log)
 		return strings.Contains(string(log), stateTopic) && strings.Contains(strings.ToLower(string(log)), "replication")
 	}
-	if !waitUntil(ctx, 30*time.Second, said) {
+	if !harness.WaitUntil(ctx, 30*time.Second, said) {
 		t.Fatalf("the log does not say why the state topic %s is unavailable", stateTopic)
 	}
-	sleep(ctx, 3*time.Second)
-	if code := ready(ctx, p); code == http.StatusOK {
+	harness.Sleep(ctx, 3*time.Second)
+	if code := harness.ReadyStatus(ctx, p.httpAddr); code == http.StatusOK {
 		t.Fatal("/ready answers 200 while the state topic is unavailable")
 	}
 	// The group may not even exist: the input has not joined it.
-	committed, _ := e.admin.FetchOffsets(ctx, e.group)
+	committed, _ := e.Admin.FetchOffsets(ctx, e.group)
 	committed.Each(func(o kadm.OffsetResponse) {
 		if o.At > 0 {
 			t.Errorf("%s/%d committed to %d without a state topic", o.Topic, o.Partition, o.At)
@@ -52,30 +54,13 @@ func TestStateTopicUnavailable(t *testing.T) {
 	}
 
 	configs := map[string]*string{"cleanup.policy": new("compact")}
-	if _, err := e.admin.CreateTopic(ctx, 1, 1, configs, stateTopic); err != nil {
+	if _, err := e.Admin.CreateTopic(ctx, 1, 1, configs, stateTopic); err != nil {
 		t.Fatalf("creating %s: %v", stateTopic, err)
 	}
-	if !waitUntil(ctx, 30*time.Second, func() bool { return ready(ctx, p) == http.StatusOK }) {
+	if !harness.WaitUntil(ctx, 30*time.Second, func() bool { return harness.ReadyStatus(ctx, p.httpAddr) == http.StatusOK }) {
 		t.Fatal("/ready not 200 within 30s of the state topic's creation")
 	}
 	if e.waitDrained(ctx, c) {
 		checkOutputs(t, expected, c.outputs(), started, false)
 	}
-}
-
-// ready returns the status of the process's /ready, 0 when it does not
-// answer.
-func ready(ctx context.Context, p *process) int {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.httpAddr+"/ready", nil)
-	if err != nil {
-		return 0
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // The scale-out failover test's setup: the topics and their partition
@@ -157,7 +159,7 @@ func TestScaleOutFailover(t *testing.T) {
 		wallClock(), int(float64(scaleInputParts)*float64(1+scaleMaxPerTick)/2*float64(time.Second)/float64(scaleTick)), scaleInputParts)
 
 	// Data flows through both stages.
-	if !waitUntil(ctx, scaleFirstOutLimit, func() bool { return c.count() > 0 }) {
+	if !harness.WaitUntil(ctx, scaleFirstOutLimit, func() bool { return c.count() > 0 }) {
 		t.Fatalf("no aggregate within %v of the first input", scaleFirstOutLimit)
 	}
 	t.Logf("%s first aggregates after %v", wallClock(), time.Since(started).Round(time.Millisecond))
@@ -184,7 +186,7 @@ func TestScaleOutFailover(t *testing.T) {
 	}
 	t.Logf("%s the stage-2 survivor holds every partials partition (%d outputs so far)", wallClock(), c.count())
 
-	sleep(ctx, scaleAfterFailover)
+	harness.Sleep(ctx, scaleAfterFailover)
 	trickled := live.stop()
 	if err := live.err(); err != nil {
 		t.Fatalf("producing the live trickle: %v", err)
@@ -197,39 +199,39 @@ func TestScaleOutFailover(t *testing.T) {
 	// Every expected aggregate arrives: the last windows close in stage 1
 	// after its idle timeout, which it reports to stage 2 with the
 	// partials, and stage 2 emits them.
-	if waitUntil(ctx, scaleFinalLimit, func() bool { return allSeen(expected, c.outputs()) }) {
+	if harness.WaitUntil(ctx, scaleFinalLimit, func() bool { return allSeen(expected, c.outputs()) }) {
 		t.Logf("%s every expected aggregate arrived %v after the input stopped", wallClock(), time.Since(stopped).Round(time.Millisecond))
 	} else {
 		t.Errorf("not every expected aggregate arrived within %v of the input stopping", scaleFinalLimit)
 	}
 
 	// Both groups commit what they read; by then the outputs are final.
-	if !waitUntil(ctx, 15*time.Second, func() bool { ok, _ := e.committedAll(ctx, group1, scaleInputTopic, nil); return ok }) {
+	if !harness.WaitUntil(ctx, 15*time.Second, func() bool { ok, _ := e.committedAll(ctx, group1, scaleInputTopic, nil); return ok }) {
 		_, lag := e.committedAll(ctx, group1, scaleInputTopic, nil)
 		t.Errorf("stage 1 did not commit all of its input within 15s: %s", lag)
 	}
-	partialEnds, err := e.admin.ListEndOffsets(ctx, scalePartials)
+	partialEnds, err := e.Admin.ListEndOffsets(ctx, scalePartials)
 	if err != nil {
 		t.Fatalf("end offsets of %s: %v", scalePartials, err)
 	}
-	if !waitUntil(ctx, 15*time.Second, func() bool { ok, _ := e.committedAll(ctx, group2, scalePartials, partialEnds); return ok }) {
+	if !harness.WaitUntil(ctx, 15*time.Second, func() bool { ok, _ := e.committedAll(ctx, group2, scalePartials, partialEnds); return ok }) {
 		_, lag := e.committedAll(ctx, group2, scalePartials, partialEnds)
 		t.Errorf("stage 2 did not commit the partials written before stage 1 had committed all input, within 15s: %s", lag)
 	}
-	outEnds, err := e.admin.ListEndOffsets(ctx, scaleOutputTopic)
+	outEnds, err := e.Admin.ListEndOffsets(ctx, scaleOutputTopic)
 	if err != nil {
 		t.Fatalf("end offsets of %s: %v", scaleOutputTopic, err)
 	}
-	if !waitUntil(ctx, 10*time.Second, func() bool { return c.caughtUp(outEnds) }) {
+	if !harness.WaitUntil(ctx, 10*time.Second, func() bool { return c.caughtUp(outEnds) }) {
 		t.Errorf("the collector did not read the output topic up to its end within 10s")
 	}
 	checkOutputs(t, expected, c.outputs(), started, true)
 
 	for i, p := range append(slices.Clone(s1), s2...) {
-		if !p.running() {
+		if !p.Running() {
 			continue
 		}
-		samples, err := scrape(ctx, p.httpAddr)
+		samples, err := harness.Scrape(ctx, p.httpAddr)
 		if err != nil {
 			t.Errorf("scraping monasca-connect #%d%s: %v", i+1, p.label(), err)
 			continue
@@ -240,7 +242,7 @@ func TestScaleOutFailover(t *testing.T) {
 		// windows already published, are replays, not late data: on
 		// stage 2, late data means a window published without some of
 		// its input, and alerts say so (docs/scale-out.md, Monitoring).
-		if late := sumSamples(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
+		if late := harness.Sum(samples, "monasca_metrics_late_total", "")[""]; late != 0 {
 			t.Errorf("monasca_metrics_late_total = %v on monasca-connect #%d%s, want 0: nothing in this test is late", late, i+1, p.label())
 		}
 	}
@@ -264,8 +266,8 @@ func (e *testEnv) hangWatchdog(limit time.Duration, procs []*process) *time.Time
 		}
 		e.groupMu.Unlock()
 		for _, p := range procs {
-			_ = p.cmd.Process.Kill()
-			fmt.Fprintf(os.Stderr, "--- monasca-connect%s (pid %d) log: %s\n", p.label(), p.cmd.Process.Pid, p.logPath)
+			_ = p.Cmd.Process.Kill()
+			fmt.Fprintf(os.Stderr, "--- monasca-connect%s (pid %d) log: %s\n", p.label(), p.Pid(), p.Log)
 		}
 		panic(name + " hung")
 	})
@@ -296,7 +298,7 @@ type groupWant struct {
 func (e *testEnv) settled(ctx context.Context, g groupWant) (ok bool, desc string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	d, err := e.admin.DescribeGroups(ctx, g.group)
+	d, err := e.Admin.DescribeGroups(ctx, g.group)
 	if err != nil {
 		return false, "", err
 	}
@@ -352,9 +354,9 @@ func (e *testEnv) waitSettled(ctx context.Context, g groupWant, limit time.Durat
 	var err error
 	var since time.Time
 	var gone *process
-	ok := poll(ctx, limit, 200*time.Millisecond, func() bool {
+	ok := harness.Poll(ctx, limit, 200*time.Millisecond, func() bool {
 		for _, p := range alive {
-			if !p.running() {
+			if !p.Running() {
 				gone = p
 				return true
 			}
@@ -370,7 +372,7 @@ func (e *testEnv) waitSettled(ctx context.Context, g groupWant, limit time.Durat
 		return ok && time.Since(since) >= time.Second
 	})
 	if gone != nil {
-		return false, fmt.Sprintf("monasca-connect%s (pid %d) exited: %v", gone.label(), gone.cmd.Process.Pid, gone.waitErr)
+		return false, fmt.Sprintf("monasca-connect%s (pid %d) exited: %v", gone.label(), gone.Pid(), gone.Err())
 	}
 	if err != nil {
 		desc = "DescribeGroups: " + err.Error()
@@ -394,7 +396,7 @@ func (e *testEnv) killMidWindow(ctx context.Context, rng *rand.Rand, p *process,
 		if at <= now {
 			at += size
 		}
-		sleep(ctx, time.Until(time.UnixMilli(at)))
+		harness.Sleep(ctx, time.Until(time.UnixMilli(at)))
 		if ctx.Err() != nil {
 			e.t.Fatalf("test deadline reached before the %s kill", what)
 		}
@@ -410,9 +412,9 @@ func (e *testEnv) killMidWindow(ctx context.Context, rng *rand.Rand, p *process,
 			}
 		}
 		if stable {
-			p.kill()
+			p.Kill()
 			e.t.Logf("%s SIGKILL to the %s instance%s (pid %d) %v into its window (%d outputs so far)",
-				wallClock(), what, p.label(), p.cmd.Process.Pid, phase.Round(time.Millisecond), c.count())
+				wallClock(), what, p.label(), p.Pid(), phase.Round(time.Millisecond), c.count())
 			return
 		}
 		if time.Now().After(deadline) {
@@ -427,29 +429,15 @@ func (e *testEnv) killMidWindow(ctx context.Context, rng *rand.Rand, p *process,
 func (e *testEnv) committedAll(ctx context.Context, group, topic string, ends kadm.ListedOffsets) (bool, string) {
 	if ends == nil {
 		var err error
-		if ends, err = e.admin.ListEndOffsets(ctx, topic); err != nil {
+		if ends, err = e.Admin.ListEndOffsets(ctx, topic); err != nil {
 			return false, err.Error()
 		}
 	}
-	committed, err := e.admin.FetchOffsets(ctx, group)
+	committed, err := e.Admin.FetchOffsets(ctx, group)
 	if err != nil {
 		return false, err.Error()
 	}
-	var short []string
-	ends.Each(func(o kadm.ListedOffset) {
-		got, ok := committed.Lookup(o.Topic, o.Partition)
-		switch {
-		case o.Err != nil:
-			short = append(short, fmt.Sprintf("p%d: %v", o.Partition, o.Err))
-		case o.Offset == 0:
-			// Nothing to commit.
-		case !ok || got.Err != nil:
-			short = append(short, fmt.Sprintf("p%d: nothing committed of %d", o.Partition, o.Offset))
-		case got.At < o.Offset:
-			short = append(short, fmt.Sprintf("p%d: committed %d of %d", o.Partition, got.At, o.Offset))
-		}
-	})
-	slices.Sort(short)
+	short := harness.Uncommitted(ends, committed)
 	return len(short) == 0, strings.Join(short, ", ")
 }
 
@@ -479,16 +467,16 @@ func countWindows(expected map[aggID]expectedAgg) int {
 
 // consuming waits up to 10s for an instance to report input received.
 func consuming(ctx context.Context, p *process) bool {
-	return waitUntil(ctx, 10*time.Second, func() bool { return received(ctx, p) > 0 })
+	return harness.WaitUntil(ctx, 10*time.Second, func() bool { return received(ctx, p) > 0 })
 }
 
 // monascaCounters renders every monasca_* metric of a scrape, summed over
 // its labels, for diagnosis.
-func monascaCounters(samples []promSample) string {
+func monascaCounters(samples []harness.Sample) string {
 	sums := map[string]float64{}
 	for _, s := range samples {
-		if strings.HasPrefix(s.name, "monasca_") {
-			sums[s.name] += s.value
+		if strings.HasPrefix(s.Name, "monasca_") {
+			sums[s.Name] += s.Value
 		}
 	}
 	var b strings.Builder

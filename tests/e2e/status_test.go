@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // statusSpecs are the names of the specifications in specsFile.
@@ -84,7 +86,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	url := "http://" + p.httpAddr + "/status"
 	var st statusJSON
 	var last string
-	if !poll(ctx, 30*time.Second, 250*time.Millisecond, func() bool {
+	if !harness.Poll(ctx, 30*time.Second, 250*time.Millisecond, func() bool {
 		body, err := httpGetText(ctx, url+".json")
 		last = fmt.Sprint(body, err)
 		return err == nil && json.Unmarshal([]byte(body), &st) == nil && st.complete(ownParts)
@@ -108,11 +110,11 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Errorf("the page as Chromium renders it lacks %s:\n%s", strings.Join(missing, ", "), dom)
 	}
 
-	samples, err := scrape(ctx, p.httpAddr)
+	samples, err := harness.Scrape(ctx, p.httpAddr)
 	if err != nil {
 		t.Fatalf("scraping /metrics: %v", err)
 	}
-	matched := sumSamples(samples, "monasca_spec_matched_total", "spec")
+	matched := harness.Sum(samples, "monasca_spec_matched_total", "spec")
 	for _, spec := range statusSpecs {
 		if _, ok := matched[spec]; !ok {
 			t.Errorf("monasca_spec_matched_total has no series for spec %q: %v", spec, matched)

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/monasca-connect/monasca-connect/internal/conformancedata"
+	"github.com/monasca-connect/monasca-connect/internal/harness"
 )
 
 // transformCompatibility is what the conformance dataset asserts:
@@ -92,7 +93,7 @@ func runTransformCaseE(t *testing.T, scaleOut bool) {
 			env: append(slices.Clone(stage), "PUBLISH_TENANT_ID=111111", "PUBLISH_REGION=useast")})
 		// Stage one's input is committed, and its windows closed, before
 		// stage two has merged them: wait for the outputs first.
-		if !waitUntil(ctx, 60*time.Second, func() bool { return col.count() >= len(c.Expected) }) {
+		if !harness.WaitUntil(ctx, 60*time.Second, func() bool { return col.count() >= len(c.Expected) }) {
 			t.Errorf("%d outputs within 60s, %d expected", col.count(), len(c.Expected))
 		}
 	} else {
@@ -126,25 +127,25 @@ func runTransformCaseE(t *testing.T, scaleOut bool) {
 	t.Logf("%d outputs read from %s", len(outs), cfg.outputTopic)
 	conformancedata.Compare(t, c, got)
 
-	in, err := scrape(ctx, first.httpAddr)
+	in, err := harness.Scrape(ctx, first.httpAddr)
 	if err != nil {
 		t.Fatalf("scraping metrics: %v", err)
 	}
-	out, err := scrape(ctx, last.httpAddr)
+	out, err := harness.Scrape(ctx, last.httpAddr)
 	if err != nil {
 		t.Fatalf("scraping metrics: %v", err)
 	}
 	logCounters(t, in)
-	if n := sumSamples(in, "monasca_metrics_received_total", "")[""]; n != float64(len(recs)) {
+	if n := harness.Sum(in, "monasca_metrics_received_total", "")[""]; n != float64(len(recs)) {
 		t.Errorf("monasca_metrics_received_total = %v, want %d", n, len(recs))
 	}
-	for _, samples := range [][]promSample{in, out} {
-		if n := sumSamples(samples, "monasca_metrics_late_total", "")[""]; n != 0 {
+	for _, samples := range [][]harness.Sample{in, out} {
+		if n := harness.Sum(samples, "monasca_metrics_late_total", "")[""]; n != 0 {
 			t.Errorf("monasca_metrics_late_total = %v, want 0", n)
 		}
 	}
 	// Every aggregate emitted was read once: none was written twice.
-	if n := sumSamples(out, "monasca_aggregates_emitted_total", "")[""]; n != float64(len(outs)) {
+	if n := harness.Sum(out, "monasca_aggregates_emitted_total", "")[""]; n != float64(len(outs)) {
 		t.Errorf("monasca_aggregates_emitted_total = %v, but %d outputs were read", n, len(outs))
 	}
 }

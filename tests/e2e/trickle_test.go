@@ -100,7 +100,7 @@ func startTrickle(ctx context.Context, e *testEnv, rng *rand.Rand, spec trickleS
 			// unknown which records were written. A minute without a
 			// produce acknowledgement fails the test.
 			pctx, pcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-			err := e.client.ProduceSync(pctx, recs...).FirstErr()
+			err := e.Client.ProduceSync(pctx, recs...).FirstErr()
 			pcancel()
 			if err == nil && spec.produced != nil {
 				err = spec.produced(recs)
