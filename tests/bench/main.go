@@ -149,7 +149,7 @@ func main() {
 	flag.IntVar(&ro.rate, "rate", 100_000, "with -recovery: metrics per second produced")
 	flag.DurationVar(&ro.catchUp, "catchup-timeout", 90*time.Second, "with -recovery: how long a restarted process may take to catch up")
 	flag.Int64Var(&ro.maxRSSMiB, "max-rss", 8192, "with -recovery: MiB of resident memory of a monasca-connect process at which a run phase ends")
-	flag.IntVar(&ro.checkpointLimit, "checkpoint-limit", -1, "with -recovery: input.kafka.checkpoint_limit; 0: the pipeline's, -1: the pipeline's with checkpoints, enough for the whole run without")
+	flag.IntVar(&ro.checkpointLimit, "checkpoint-limit", 0, "with -recovery: input.kafka.checkpoint_limit; 0: the pipeline's")
 	flag.Parse()
 	var err error
 	if *recovery {
@@ -557,26 +557,8 @@ type recoveryOpts struct {
 	duration        time.Duration // live input before the kill
 	rate            int           // metrics per second produced
 	catchUp         time.Duration // the longest a restart may take to catch up
-	checkpointLimit int           // 0: the pipeline's; -1: see limit
+	checkpointLimit int           // 0: the pipeline's
 	maxRSSMiB       int64         // a phase ends when the process is this large
-}
-
-// limit is the kafka input's checkpoint_limit of a run, 0 for the
-// pipeline's. Without checkpoints the input of an open window stays
-// unacknowledged, and the input's default of 1,000,000 records per
-// partition is 80 s of input at 100,000 metrics/s over 8 partitions: its
-// input would pause there, a 1h window could not be run at all. By default
-// a run without checkpoints therefore allows all its input (half as much
-// again), so that its recovery is measured rather than that pause;
-// -checkpoint-limit 0 shows the pause.
-func (o recoveryOpts) limit(interval time.Duration) int {
-	if o.checkpointLimit >= 0 {
-		return o.checkpointLimit
-	}
-	if interval > 0 {
-		return 0
-	}
-	return int(float64(o.rate) / partitions * (o.duration + o.catchUp).Seconds() * 1.5)
 }
 
 // recoveryResult is one -recovery run: one CHECKPOINT_INTERVAL.
@@ -625,9 +607,8 @@ type recoveryResult struct {
 }
 
 // runRecovery measures what a SIGKILL costs a 1-hour window at a steady
-// input rate, once with CHECKPOINT_INTERVAL=5s and once with 0s (only the
-// emitted frontier is saved, so a restart reads every open window's input
-// again). Each run has its own broker, topics and group:
+// input rate, once with CHECKPOINT_INTERVAL=5s (the pipelines' default) and
+// once with 1s. Each run has its own broker, topics and group:
 // monasca-aggregation.yaml with WINDOW_SIZE=1h and IDLE_TIMEOUT=10m (no
 // window closes) reads live input stamped now for -duration, is killed,
 // restarted with the same environment while the input goes on, and watched
@@ -649,7 +630,7 @@ func runRecovery(bin string, o recoveryOpts) error {
 	began := time.Now()
 	defer func() { fmt.Fprintf(os.Stderr, "recovery runs took %.0f s\n", time.Since(began).Seconds()) }()
 	var results []recoveryResult
-	for _, interval := range []time.Duration{5 * time.Second, 0} {
+	for _, interval := range []time.Duration{5 * time.Second, time.Second} {
 		fmt.Fprintf(os.Stderr, "recovery run, CHECKPOINT_INTERVAL=%s ...\n", interval)
 		r, err := b.recoveryRun(ctx, o, interval)
 		if err != nil {
@@ -716,15 +697,12 @@ func printRecovery(r recoveryResult, o recoveryOpts) {
 
 // restoredLine matches the buffer's log lines about the state it restored.
 var (
-	restoredLine    = regexp.MustCompile(`(Restored the checkpoint|Restored window frontier|No saved window state)(\\"|[^"\n])*`)
+	restoredLine    = regexp.MustCompile(`(Restored the checkpoint|No saved window state)(\\"|[^"\n])*`)
 	restoredNumbers = regexp.MustCompile(`\((\d+) bytes, (\d+) open series, (\d+) partitions\)`)
 )
 
 func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Duration) (recoveryResult, error) {
 	r := recoveryResult{CheckpointInterval: interval.String(), CaughtUpMs: -1, KillPointCommittedMs: -1, ReadyMs: -1, FirstInputMs: -1}
-	if interval == 0 {
-		r.CheckpointInterval = "0s"
-	}
 	// A broker of its own: the input is dropped with it.
 	topic, group := "metrics-"+r.CheckpointInterval, "recovery-"+r.CheckpointInterval
 	var err error
@@ -743,7 +721,7 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	env := append(b.pipelineEnv(topic, "aggregated", group, addr), "AGGREGATION_SPECS="+b.specsPath,
 		"WINDOW_SIZE="+recoveryWindow.String(), "WINDOW_LAG=2s", "IDLE_TIMEOUT=10m", "CHECKPOINT_INTERVAL="+r.CheckpointInterval)
 	args := []string{"run"}
-	if limit := o.limit(interval); limit > 0 {
+	if limit := o.checkpointLimit; limit > 0 {
 		r.CheckpointLimit = limit
 		args = append(args, "--set", fmt.Sprintf("input.kafka.checkpoint_limit=%d", limit))
 	}
@@ -847,11 +825,10 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	// (resumeAt in all) and input_received counts every record it has read
 	// since, so resumeAt + input_received is its position in the topic, and
 	// the end offsets minus that is its lag. The committed offsets alone
-	// cannot tell: with CHECKPOINT_INTERVAL=0s nothing is committed until the
-	// window closes, and with 5s they trail by a checkpoint interval and a
-	// commit period. The lag is back to normal once it is within one second
-	// of input or the largest lag of the 10 s before the kill, whichever is
-	// larger. Separately, with checkpoints, the time until the committed
+	// cannot tell: they trail by a checkpoint interval and a commit period.
+	// The lag is back to normal once it is within one second of input or
+	// the largest lag of the 10 s before the kill, whichever is larger.
+	// Separately, the time until the committed
 	// offsets reach the end offsets of the kill: until a checkpoint of the
 	// restarted process holds everything the killed one had been sent.
 	r.CaughtUpThreshold = max(int64(o.rate), r.SteadyLag)
@@ -891,13 +868,13 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 			r.CaughtUpMs = ms(time.Since(second.Started))
 			r.ReadToCatchUp = int64(received)
 		}
-		if interval > 0 && r.KillPointCommittedMs < 0 && time.Since(lastCommitCheck) > 200*time.Millisecond {
+		if r.KillPointCommittedMs < 0 && time.Since(lastCommitCheck) > 200*time.Millisecond {
 			lastCommitCheck = time.Now()
 			if c, err := admin.FetchOffsets(ctx, group); err == nil && len(harness.Uncommitted(killEnds, c)) == 0 {
 				r.KillPointCommittedMs = ms(time.Since(second.Started))
 			}
 		}
-		if r.CaughtUpMs >= 0 && (interval == 0 || r.KillPointCommittedMs >= 0) {
+		if r.CaughtUpMs >= 0 && r.KillPointCommittedMs >= 0 {
 			break
 		}
 	}
@@ -916,18 +893,15 @@ func (b bench) recoveryRun(ctx context.Context, o recoveryOpts, interval time.Du
 	}
 
 	// The checkpoint the restart found: read after the measurement, up to
-	// where the topic ended at the kill. Without checkpoints nothing is
-	// held: all since the committed offsets is folded again.
-	var saved harness.Checkpoint
-	if interval > 0 {
-		if stateErr != nil {
-			return r, fmt.Errorf("listing %s: %w", stateTopic, stateErr)
-		}
-		if saved, _, err = b.kafka.ReadCheckpoint(ctx, stateTopic, group, stateEnds); err != nil {
-			return r, fmt.Errorf("reading the checkpoint: %w", err)
-		}
-		r.CheckpointsBefore, r.ManifestBytes = saved.Manifests, int64(saved.Bytes)
+	// where the topic ended at the kill.
+	if stateErr != nil {
+		return r, fmt.Errorf("listing %s: %w", stateTopic, stateErr)
 	}
+	saved, _, err := b.kafka.ReadCheckpoint(ctx, stateTopic, group, stateEnds)
+	if err != nil {
+		return r, fmt.Errorf("reading the checkpoint: %w", err)
+	}
+	r.CheckpointsBefore, r.ManifestBytes = saved.Manifests, int64(saved.Bytes)
 	killEnds.Each(func(e kadm.ListedOffset) {
 		var from int64
 		if c, ok := committed.Lookup(e.Topic, e.Partition); ok && c.At > 0 {
