@@ -324,34 +324,39 @@ type lanePart struct {
 }
 
 // split divides batch by lane, keeping the order of each lane's messages.
-// Kafka inputs batch per partition, so there is usually one part. Messages
-// of partitions the input no longer holds, or whose lane is leaving, are
-// left out unacknowledged: their new owner reads them again.
+// Kafka inputs batch per partition, so there is usually one part, the
+// batch itself. Messages of partitions the input no longer holds, or whose
+// lane is leaving, are left out unacknowledged: their new owner reads them
+// again.
 func (b *aggregateBuffer) split(batch service.MessageBatch) ([]lanePart, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	r := laneRouter{b: b}
+	first, err := r.route(batch[0])
+	if err != nil {
+		return nil, err
+	}
+	one := first != nil
+	for _, msg := range batch[1:] {
+		if !one {
+			break
+		}
+		l, err := r.route(msg)
+		if err != nil {
+			return nil, err
+		}
+		one = l == first
+	}
+	if one {
+		return []lanePart{{lane: first, batch: batch}}, nil
+	}
 	var parts []lanePart
-	var last windowagg.Source
-	var l *lane // of last; nil: left out
-	for i, msg := range batch {
-		if src := messageSource(msg); i == 0 || src != last {
-			last, l = src, nil
-			if !b.holding.holds(b.hub, src) {
-				continue
-			}
-			var err error
-			if l, err = b.laneOf(b.stage.laneSource(src)); err != nil {
-				return nil, err
-			}
-			if l.leaving {
-				l = nil
-			}
+	for _, msg := range batch {
+		l, err := r.route(msg)
+		if err != nil {
+			return nil, err
 		}
 		if l == nil {
-			continue
-		}
-		if n := len(parts); n > 0 && parts[n-1].lane == l {
-			parts[n-1].batch = append(parts[n-1].batch, msg)
 			continue
 		}
 		if i := slices.IndexFunc(parts, func(p lanePart) bool { return p.lane == l }); i >= 0 {
@@ -361,6 +366,33 @@ func (b *aggregateBuffer) split(batch service.MessageBatch) ([]lanePart, error) 
 		parts = append(parts, lanePart{lane: l, batch: service.MessageBatch{msg}})
 	}
 	return parts, nil
+}
+
+// laneRouter finds the lanes of a batch's messages, looking up a partition
+// once per run of its messages. Used with the buffer's mu held.
+type laneRouter struct {
+	b    *aggregateBuffer
+	src  windowagg.Source
+	lane *lane // of src; nil: left out
+	used bool
+}
+
+// route returns the lane of msg, nil when msg is left out.
+func (r *laneRouter) route(msg *service.Message) (*lane, error) {
+	src := messageSource(msg)
+	if r.used && src == r.src {
+		return r.lane, nil
+	}
+	r.src, r.lane, r.used = src, nil, true
+	if !r.b.holding.holds(r.b.hub, src) {
+		return nil, nil
+	}
+	l, err := r.b.laneOf(r.b.stage.laneSource(src))
+	if err != nil || l.leaving {
+		return nil, err
+	}
+	r.lane = l
+	return l, nil
 }
 
 // WriteBatch folds the batch into the engines of its lanes and holds its
