@@ -95,7 +95,7 @@ func TestBadInputChangesNoAggregate(t *testing.T) {
 	for i, msg := range good {
 		mixed = append(mixed, msg)
 		for _, b := range bad[i*len(bad)/len(good) : (i+1)*len(bad)/len(good)] {
-			mixed = append(mixed, onPartition(service.NewMessage([]byte(b.body)), "metrics", 0, 0))
+			mixed = append(mixed, onPartition(service.NewMessage([]byte(b.body)), "metrics", 0, len(mixed)))
 		}
 	}
 	got, letters := runBadInput(t, conf, mixed)
@@ -145,7 +145,7 @@ func TestBadInputTransformSpecs(t *testing.T) {
 	}
 	mixed := slices.Clone(good)
 	for _, b := range bad {
-		mixed = append(mixed, onPartition(service.NewMessage([]byte(b.body)), "metrics", 0, 0))
+		mixed = append(mixed, onPartition(service.NewMessage([]byte(b.body)), "metrics", 0, len(mixed)))
 	}
 	got, letters := runBadInput(t, conf, mixed)
 	if !slices.Equal(got, want) {
@@ -162,11 +162,11 @@ func TestBadInputTransformSpecs(t *testing.T) {
 func runBadInput(t *testing.T, specs string, msgs []*service.Message) ([]string, map[string][]string) {
 	t.Helper()
 	clock := newTestClock(t0 + 20_000)
-	conf, err := aggregateBufferSpec().ParseYAML(specs+"\nidle_timeout: 1m\npartition_discovery: 0s\ncheck_interval: 5ms\ndead_letter: true", nil)
+	conf, err := aggregateBufferSpec().ParseYAML(specs+"\nidle_timeout: 1m\npartition_discovery: 0s\ncheck_interval: 5ms\ndead_letter: true\nstate_cache: state", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := newAggregateBufferFromConfig(conf, service.MockResources(), clock.Now)
+	b, err := newBuffer(conf, service.MockResources(service.MockResourcesOptAddCache("state")), clock)
 	if err != nil {
 		t.Fatal(err)
 	}

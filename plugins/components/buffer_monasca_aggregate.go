@@ -1,12 +1,10 @@
 package components
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,9 +12,16 @@ import (
 	"github.com/redpanda-data/benthos/v4/public/service"
 
 	"github.com/monasca-connect/monasca-connect/plugins/assignment"
-	"github.com/monasca-connect/monasca-connect/plugins/checkpoint"
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
+
+// The monasca_aggregate buffer, read top-down: aggregateBufferSpec and
+// parseBufferConfig (buffer_config.go) take the configuration; WriteBatch
+// splits input by lane (lane.go) and folds it; ReadBatch closes windows
+// (stage*.go says what they become) and hands the output on
+// (buffer_output.go); settle saves checkpoints and releases the input they
+// hold (buffer_state.go); partition events from the input create, restore
+// and drop lanes (buffer_partitions.go).
 
 const (
 	mabFieldStateCache         = "state_cache"
@@ -29,13 +34,6 @@ const (
 	mabFieldProgressInterval   = "progress_interval"
 	mabFieldCheckpoint         = "checkpoint_interval"
 	mabFieldStartTime          = "start_time"
-)
-
-// Values of stage.
-const (
-	stageSingle   = "single"
-	stagePartials = "partials"
-	stageMerge    = "merge"
 )
 
 func aggregateBufferSpec() *service.ConfigSpec {
@@ -70,26 +68,21 @@ topic may be the input topic.
 
 == Delivery guarantees
 
-Windowed state must outlive the processors, which cannot hold acknowledgements, so the aggregation is a buffer. With
-`+"`state_cache`"+`, every `+"`checkpoint_interval`"+` it saves a checkpoint there: the open (and correctable) windows' states, the watermark,
-the emitted-window frontier and, per input partition, the offset up to which input is in it. An input batch is acknowledged once a
-checkpoint holds it. After a crash the checkpoint is restored and the input replays from its last committed offset, which trails the
-checkpoint by at most a commit period or so: replayed input the checkpoint holds is skipped, the rest is folded in, and every window
-is emitted complete. A checkpoint is taken only while no output is pending, so a window emitted after it is in it still and may be
-emitted again after a crash, with the same value. Without checkpoints (`+"`checkpoint_interval: 0s`"+`, or no cache) the buffer holds the
-acknowledgement of every input batch until every window the batch contributed to has been written and acknowledged by the output
-and (with a cache) the closed-window frontier saved; after a crash open windows are recomputed from their replayed input, and replayed
-input of windows emitted before is recognised from the frontier and skipped. A failed output write is retried with back-off, never
-dropped and never turned into an input nack. Messages that are invalid, unmatched or late are acknowledged at once.
+Windowed state must outlive the processors, which cannot hold acknowledgements, so the aggregation is a buffer. Every
+`+"`checkpoint_interval`"+` it saves a checkpoint in its state store: the open (and correctable) windows' states, the watermark, the
+close time through which windows are emitted and, per input partition, the offset up to which input is in it. An input batch is
+acknowledged once a checkpoint holds it. After a crash the checkpoint is restored and the input replays from its last committed
+offset, which trails the checkpoint by at most a commit period or so: replayed input the checkpoint holds is skipped, the rest is
+folded in, and every window is emitted complete. A checkpoint is taken only while no output is pending, so a window emitted after it
+is in it still and may be emitted again after a crash, with the same value. A failed output write is retried with back-off, never
+dropped and never turned into an input nack. Messages that are invalid, unmatched or late are acknowledged at once; invalid ones
+with `+"`dead_letter`"+` once their dead letter is written.
 
-Stopping closes no open window. With checkpoints, a last one is saved at once and releases the input; without, the open windows'
-input stays unacknowledged and is replayed on the next start, and the framework waits for those acknowledgements until
-`+"`shutdown_timeout`"+`.
+Stopping closes no open window: a last checkpoint is saved at once and releases the input.
 
 == Inputs
 
-Acknowledgements are held for up to a checkpoint interval (without checkpoints, a whole window), so the input must allow many
-unacknowledged messages per partition, and commit only the acknowledged prefix of each partition. monasca-connect's `+"`kafka`"+` input
+Acknowledgements are held for up to a checkpoint interval, so the input must allow many unacknowledged messages per partition, and commit only the acknowledged prefix of each partition. monasca-connect's `+"`kafka`"+` input
 does, and keeps no message after handing it on. It also tells this buffer which partitions it holds: a partition's state is restored
 when the partition is assigned, saved and dropped before a rebalance moves it, and dropped unsaved when it is lost; when the stream
 stops, every lane is saved and its input released for the input's last commit. In stage `+"`single`"+` no window closes while the
@@ -120,12 +113,12 @@ windows with the time each closes at, the last checkpoint, and in stage `+"`merg
 One instance reads a consumer group's partitions and aggregates them together. To spread one aggregation over several
 instances, run two stages over Kafka, each a consumer group of any number of instances (`+"`pipelines/scale-out/`"+`):
 
-- `+"`stage: partials`"+` aggregates every input partition on its own: its own watermark, state and saved frontier (under
+- `+"`stage: partials`"+` aggregates every input partition on its own: its own watermark, state and checkpoints (under
   `+"`<state_key>/<topic>/<partition>`"+`), so a partition can move to another instance and continue there. A closed window becomes
   one message per series holding its mergeable state (count, record count, sum, min, max, first and last samples: never an
   average of averages), written to the partials partition chosen by the series' final group key (the rule, tenant and the
   dimensions the output is grouped by, the rollup's when there is one), with the input partition and offset it reflects. Every
-  `+"`progress_interval`"+`, each partials partition also gets, for every input partition, the frontier whose states are delivered.
+  `+"`progress_interval`"+`, each partials partition also gets, for every input partition, the close time through which its states are delivered.
 - `+"`stage: merge`"+` keeps, per partials partition, one contribution per input partition for each series and window. A
   contribution replaces that partition's earlier one unless it reflects an earlier input offset, so a replay (a crash, or a
   partition moving between instances) never counts anything twice. A window closes when every input partition's progress has
@@ -142,20 +135,20 @@ be killed at any moment.
 		LintRule(aggregationLintRule).
 		Fields(
 			service.NewStringField(mabFieldStateStore).
-				Description("A `kafka_state_stores` resource in which checkpoints (see `checkpoint_interval`), or only the frontier of emitted windows, are saved before input is acknowledged. On start, and when a partition is assigned, they are read back, and replayed input they hold is skipped instead of being counted twice or emitted as a partial value. The store fences: once a partition's new owner has read its state, a former owner's save fails and that owner drops the partition. Without a store, a restart can re-emit windows with partial values. In the scale-out stages every instance must use the same store topic, since partitions move between them.").
+				Description("A `kafka_state_stores` resource in which checkpoints (see `checkpoint_interval`) are saved before input is acknowledged. On start, and when a partition is assigned, they are read back, and replayed input they hold is skipped instead of being counted twice or emitted as a partial value. The store fences: once a partition's new owner has read its state, a former owner's save fails and that owner drops the partition. In the scale-out stages every instance must use the same store topic, since partitions move between them. Set this or `state_cache`.").
 				Optional(),
 			service.NewStringField(mabFieldStateCache).
-				Description("Instead of `state_store`, a cache resource to save in (values are written in chunks of 512 KiB with a manifest). A cache cannot fence a former owner of a partition, so use it only where one instance runs (tests, a `file` cache on one host).").
+				Description("Instead of `state_store`, a cache resource to save in (values are written in chunks of 512 KiB with a manifest). A cache cannot fence a former owner of a partition, so use it only where one instance runs: a `file` cache on one host, or a `memory` cache for demos and tests, which loses the open windows on a restart.").
 				Optional().
 				Advanced(),
 			service.NewStringField(mabFieldStateKey).
-				Description("The key under which the frontier is saved. Instances that consume different inputs need different keys.").
+				Description("The key under which checkpoints are saved (in the scale-out stages, followed by `/<topic>/<partition>`). Instances that consume different inputs need different keys.").
 				Default("monasca-aggregate"),
 			service.NewStringField(mabFieldStartTime).
 				Description("For a cut-over from another aggregator (see docs/migrating.md): RFC 3339 time from which windows are computed when nothing is saved yet. Windows that end at or before it are taken as published by the aggregator replaced, and their metrics are skipped (counted as replayed): the input's `start_time` selects records by the time they were written, so a metric measured just before the cut but written after it would otherwise publish a partial value of the last window before it. Use the window boundary the input's `start_time` names. Empty: off.").
 				Default(""),
 			service.NewDurationField(mabFieldCheckpoint).
-				Description("With a store, how often the whole aggregation state (open windows, watermark, emitted frontier and the input offsets it holds) is saved there. Input is acknowledged once a checkpoint holds it, so a restart replays at most this much input and skips what the checkpoint already holds, instead of replaying every open window's input; held input, and with it memory, stays within this much input. A checkpoint costs about 45 bytes per open series. `0s` saves only the frontier and holds input until its windows are delivered.").
+				Description("How often the whole aggregation state (open windows, watermark, the close time through which windows are emitted and the input offsets it holds) is saved in the store. Input is acknowledged once a checkpoint holds it, so a restart replays at most this much input and skips what the checkpoint already holds; held input, and with it memory, stays within this much input. A checkpoint costs about 45 bytes per open series.").
 				Default("5s"),
 			service.NewDurationField(mabFieldCheckInterval).
 				Description("How often the watermark is checked for windows to close.").
@@ -212,433 +205,116 @@ kafka_state_stores:
 func init() {
 	service.MustRegisterBatchBuffer("monasca_aggregate", aggregateBufferSpec(),
 		func(conf *service.ParsedConfig, mgr *service.Resources) (service.BatchBuffer, error) {
-			return newAggregateBufferFromConfig(conf, mgr, nil)
+			c, err := parseBufferConfig(conf, mgr.Logger())
+			if err != nil {
+				return nil, err
+			}
+			return newAggregateBuffer(c, mgr, time.Now)
 		})
 }
 
 // aggregateBuffer runs the engine between the input and the output. Writes
-// fold input into the engine and keep its acknowledgement; reads close the
-// windows the watermark has passed and hand their aggregates to the output;
-// the output's acknowledgements release the held input acknowledgements.
-//
-// In the scale-out stages each input partition has a lane of its own: its
-// engine, held acknowledgements and saved frontier, so that a partition can
-// move to another instance and continue there from its own saved state.
+// fold input into the engines of its lanes and hold its acknowledgement
+// until a checkpoint holds it; reads close the windows the watermark has
+// passed and hand their output to the output.
 type aggregateBuffer struct {
-	log        *service.Logger
-	res        *service.Resources
-	config     *aggregationConfig
-	folder     *folder
-	encoder    *encoder
-	clock      func() time.Time
-	checkEvery time.Duration
-	maxBatch   int
-	stateCache string // a cache resource, or
-	stateStore string // a kafka_state_stores resource
-	stateKey   string
-	stage      string
-	partitions int // of the partials topic (stage partials); 0: ask the output
-	// outPartitions is the partials topic's partition count used by the
-	// next flush, under mu.
-	outPartitions int
-
-	progressEvery   time.Duration
-	nextProgress    time.Time
-	checkpointEvery time.Duration // zero: frontier only
-	startMs         int64         // windows ending at or before it are not computed; 0: off
+	log     *service.Logger
+	res     *service.Resources
+	config  *bufferConfig
+	stage   stage
+	folder  *folder
+	encoder *encoder
+	clock   func() time.Time
+	store   lazyStore
 
 	retries       *service.MetricCounter
-	saveFailures  *service.MetricCounter // saves of checkpoints or frontiers
+	saveFailures  *service.MetricCounter
 	heldGauge     *service.MetricGauge
 	frontierGauge *service.MetricGauge
 	missingGauge  *service.MetricGauge
 	restoreGauge  *service.MetricGauge
 	pendingGauge  *service.MetricGauge
 
-	storeOnce sync.Once
-	store     stateStore
-	storeErr  error
-
-	// hub tells which partitions the input holds. With a publishing input,
-	// stage single closes windows only while it holds every partition of
-	// its topics, since a value over part of them would be published as
-	// if complete; held and topics mirror the hub under mu.
+	// hub tells which partitions the input holds; holding mirrors it under
+	// mu.
 	hub     *assignment.Hub
 	ctx     context.Context // of background restores, ended by Close
 	cancel  context.CancelFunc
-	held    map[windowagg.Source]bool
-	topics  map[string]int32
-	partial bool // logged: holding part of the partitions
+	holding holding
 
-	// Once the input reports that the stream stops, no window closes: the
-	// partitions that had not delivered yet never will, so closing windows
-	// on the watermark of the others would publish partial values.
-	stopping bool
-
-	mu         sync.Mutex
+	mu sync.Mutex
+	// stopping: the input reported that the stream stops. No window
+	// closes then: partitions that had not delivered yet never will, so
+	// closing windows on the watermark of the others would publish
+	// partial values.
+	stopping   bool
 	endOfInput bool
 	wake       chan struct{}
-	queue      []*outChunk // messages ready for the output, retries first
+	queue      []*outChunk // output ready to be read, retries first
 	lanes      map[windowagg.Source]*lane
-	laneOrder  []*lane // lanes in the order they appeared
+	laneOrder  []*lane // in the order they appeared
 	specOpen   []int64 // scratch of setSpecGauges
 	// nextSpecGauges is when setSpecGauges runs next.
 	nextSpecGauges time.Time
-
-	settleMu  sync.Mutex // serialises saving frontiers and releasing acks
-	restoreMu sync.Mutex // serialises restores
 }
 
-// lane is the aggregation of the whole input (stage single) or of one input
-// partition (the scale-out stages).
-type lane struct {
-	src      windowagg.Source // the input partition; zero in stage single
-	stateKey string           // where its frontier is saved
-	engine   *windowagg.Engine
-	restored atomic.Bool // what an earlier run saved has been read (see restore)
-	offset   int64       // the highest input offset folded
-
-	deadLetters  service.MessageBatch // for the next flush (dead_letter)
-	flushes      []*flushMark         // flushes not yet fully acknowledged, in order
-	flushSeq     int64                // number of the last flush
-	delivered    int64                // frontier of the last flush fully acknowledged
-	deliveredSeq int64                // number of that flush
-	held         heldAcks             // input acknowledgements waiting for delivery
-	saved        int64                // frontier known to be saved (or delivered, without a cache); under settleMu
-
-	// With checkpoints: the input offsets in the engine, by partition; the
-	// acknowledgements waiting for a checkpoint, in input order; the
-	// checkpoint taken and not yet saved, its number, the number of the last
-	// saved one and its generation.
-	applied        map[windowagg.Source]int64
-	waiting        []heldAck
-	changed        bool // folded or flushed since the last checkpoint
-	nextCheckpoint time.Time
-	pending        []byte
-	taken          int64
-	savedCkpt      int64
-	lastSaved      savedCheckpoint // for the status page
-
-	// leaving is set once the lane's partitions are revoked: it folds and
-	// closes nothing more while its last state is saved.
-	leaving bool
-}
-
-// flushMark is one Flush of a lane's engine: its number, the frontier it
-// reached and how many of its output chunks still await acknowledgement.
-type flushMark struct {
-	seq      int64
-	frontier int64
-	chunks   int // written
-	pending  int // not yet acknowledged
-}
-
-// outChunk is one output batch of a flush, or progress (flush nil).
-type outChunk struct {
-	flush    *flushMark
-	batch    service.MessageBatch
-	attempts int
-	retryAt  time.Time
-}
-
-// heldAck is the acknowledgement of an input batch, released once the
-// delivered frontier has reached closeAt (the windows it went into were
-// emitted) and flush seq has been delivered (the corrections it caused were
-// emitted).
-type heldAck struct {
-	closeAt    int64
-	seq        int64
-	checkpoint int64 // with checkpoints: the checkpoint that holds the input
-	ack        service.AckFunc
-}
-
-// heldAcks is a min-heap by close time.
-type heldAcks []heldAck
-
-func (h heldAcks) Len() int           { return len(h) }
-func (h heldAcks) Less(i, j int) bool { return h[i].closeAt < h[j].closeAt }
-func (h heldAcks) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *heldAcks) Push(x any)        { *h = append(*h, x.(heldAck)) }
-func (h *heldAcks) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
-func newAggregateBufferFromConfig(conf *service.ParsedConfig, mgr *service.Resources, clock func() time.Time) (*aggregateBuffer, error) {
-	ac, err := parseAggregationConfig(conf, mgr.Logger())
-	if err != nil {
-		return nil, err
-	}
-	if clock == nil {
-		clock = time.Now
-	}
+// newAggregateBuffer builds the buffer of configuration c on the resources
+// of mgr, reading time from clock.
+func newAggregateBuffer(c *bufferConfig, mgr *service.Resources, clock func() time.Time) (*aggregateBuffer, error) {
+	m := mgr.Metrics()
 	b := &aggregateBuffer{
 		log:           mgr.Logger(),
 		res:           mgr,
-		config:        ac,
-		encoder:       newEncoder(ac.output, mgr),
+		config:        c,
+		stage:         c.stage,
+		encoder:       newEncoder(c.aggregation.output, mgr),
 		clock:         clock,
+		store:         lazyStore{res: mgr, store: c.stateStore, cache: c.stateCache, clock: clock},
 		wake:          make(chan struct{}, 1),
 		lanes:         map[windowagg.Source]*lane{},
-		retries:       mgr.Metrics().NewCounter("monasca_output_retries_total"),
-		saveFailures:  mgr.Metrics().NewCounter("monasca_checkpoint_failures_total"),
-		heldGauge:     mgr.Metrics().NewGauge("monasca_held_input_batches"),
-		frontierGauge: mgr.Metrics().NewGauge("monasca_frontier_ms"),
-		missingGauge:  mgr.Metrics().NewGauge("monasca_partitions_missing"),
-		restoreGauge:  mgr.Metrics().NewGauge("monasca_lanes_restoring"),
-		pendingGauge:  mgr.Metrics().NewGauge("monasca_output_pending_batches"),
+		retries:       m.NewCounter("monasca_output_retries_total"),
+		saveFailures:  m.NewCounter("monasca_checkpoint_failures_total"),
+		heldGauge:     m.NewGauge("monasca_held_input_batches"),
+		frontierGauge: m.NewGauge("monasca_frontier_ms"),
+		missingGauge:  m.NewGauge("monasca_partitions_missing"),
+		restoreGauge:  m.NewGauge("monasca_lanes_restoring"),
+		pendingGauge:  m.NewGauge("monasca_output_pending_batches"),
 		hub:           assignment.Of(mgr),
-		held:          map[windowagg.Source]bool{},
+		holding:       holding{held: map[windowagg.Source]bool{}},
 	}
 	exportAtZero(b.retries, b.saveFailures)
-	if b.stage, err = conf.FieldString(mabFieldStage); err != nil {
-		return nil, err
-	}
-	switch b.stage {
-	case stagePartials:
-		// One source per lane: nothing to discover.
-		ac.engine.Discovery = 0
-		if err := windowagg.CheckRuleNames(ac.rules); err != nil {
-			return nil, err
-		}
-		if b.partitions, err = conf.FieldInt(mabFieldPartialsPartitions); err != nil {
-			return nil, err
-		}
-		if b.partitions < 0 {
-			return nil, fmt.Errorf("%s must not be negative", mabFieldPartialsPartitions)
-		}
-		if b.progressEvery, err = conf.FieldDuration(mabFieldProgressInterval); err != nil {
-			return nil, err
-		}
-		if b.progressEvery <= 0 {
-			return nil, fmt.Errorf("%s must be positive", mabFieldProgressInterval)
-		}
-	case stageMerge:
-		ac.engine.Contributions = true
-		ac.input, ac.converter = inputStates, nil
-	}
 	// Fail at start-up, not at the first message, on rules the engine refuses.
-	engine, err := ac.newEngine(clock, false)
+	engine, err := b.stage.newEngine(clock, false)
 	if err != nil {
 		return nil, err
 	}
-	b.folder = newFolder(engine, ac, newFoldStats(mgr.Metrics(), ac.rules), newInvalidLog(mgr.Logger()))
-	if b.checkEvery, err = conf.FieldDuration(mabFieldCheckInterval); err != nil {
-		return nil, err
-	}
-	if b.checkEvery <= 0 {
-		return nil, fmt.Errorf("%s must be positive", mabFieldCheckInterval)
-	}
-	if b.maxBatch, err = conf.FieldInt(mabFieldMaxBatchSize); err != nil {
-		return nil, err
-	}
-	if b.maxBatch < 1 {
-		return nil, fmt.Errorf("%s must be at least 1", mabFieldMaxBatchSize)
-	}
-	if b.stateKey, err = conf.FieldString(mabFieldStateKey); err != nil {
-		return nil, err
-	}
-	if conf.Contains(mabFieldStateCache) {
-		if b.stateCache, err = conf.FieldString(mabFieldStateCache); err != nil {
-			return nil, err
-		}
-	}
-	if conf.Contains(mabFieldStateStore) {
-		if b.stateStore, err = conf.FieldString(mabFieldStateStore); err != nil {
-			return nil, err
-		}
-	}
-	if b.startMs, err = startTime(conf); err != nil {
-		return nil, err
-	}
-	if b.stateCache != "" && b.stateStore != "" {
-		return nil, fmt.Errorf("set %s or %s, not both", mabFieldStateStore, mabFieldStateCache)
-	}
-	if b.persistent() {
-		if b.checkpointEvery, err = conf.FieldDuration(mabFieldCheckpoint); err != nil {
-			return nil, err
-		}
-		if b.checkpointEvery < 0 {
-			return nil, fmt.Errorf("%s must not be negative", mabFieldCheckpoint)
-		}
-		b.hub.Require(b.storeReady)
-	}
+	b.folder = newFolder(engine, c.aggregation, newFoldStats(m, c.aggregation.rules), newInvalidLog(mgr.Logger()))
+	b.hub.Require(b.store.ready)
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.hub.Listen(b.ctx, partitionEvents{b})
 	registerStatusPage(mgr, b)
 	return b, nil
 }
 
-// startAfterCut makes a fresh engine take every window ending at or before
-// start_time as published (closing at or before the start plus the lag
-// means ending at or before the start), and reports whether it did.
-func (b *aggregateBuffer) startAfterCut(e *windowagg.Engine) bool {
-	if b.startMs == 0 {
-		return false
-	}
-	e.Restore(b.startMs + b.config.engine.Lag.Milliseconds())
-	return true
-}
-
-// startTime parses start_time into epoch milliseconds, 0 when empty.
-func startTime(conf *service.ParsedConfig) (int64, error) {
-	raw, err := conf.FieldString(mabFieldStartTime)
-	if err != nil || raw == "" {
-		return 0, err
-	}
-	t, err := time.Parse(time.RFC3339, raw)
-	if err != nil || t.UnixMilli() <= 0 {
-		return 0, fmt.Errorf("%s: %q is not an RFC 3339 time after 1970 (e.g. 2026-12-06T15:00:00Z)", mabFieldStartTime, raw)
-	}
-	return t.UnixMilli(), nil
-}
-
-// persistent reports whether the buffer saves its state.
-func (b *aggregateBuffer) persistent() bool {
-	return b.stateCache != "" || b.stateStore != ""
-}
-
-// stateStoreOf returns the store lanes save to, resolved at first use:
-// resources may be built after the buffer.
-func (b *aggregateBuffer) stateStoreOf(ctx context.Context) (stateStore, error) {
-	b.storeOnce.Do(func() {
-		if b.stateCache != "" {
-			b.store = newCacheStore(b.res, b.stateCache, b.clock)
-			return
-		}
-		b.storeErr = b.res.AccessCustomResource(ctx, stateStoreResource, b.stateStore, func(v any) {
-			s, ok := v.(stateStore)
-			if !ok {
-				b.storeErr = fmt.Errorf("%s resource %q is not a state store", stateStoreResource, b.stateStore)
-				return
-			}
-			b.store = s
-		})
-		if b.storeErr != nil {
-			b.storeErr = fmt.Errorf("%s %q: %w", mabFieldStateStore, b.stateStore, b.storeErr)
-		}
-	})
-	return b.store, b.storeErr
-}
-
-// storeReady fails while the state store cannot be used, so that the input
-// does not consume what could never be acknowledged.
-func (b *aggregateBuffer) storeReady(ctx context.Context) error {
-	s, err := b.stateStoreOf(ctx)
-	if err != nil {
-		return err
-	}
-	if rc, ok := s.(readyChecker); ok {
-		return rc.Ready(ctx)
-	}
-	return nil
-}
-
-// laneOf returns the lane of input partition src, creating it. In stage
-// single every message goes to one lane.
+// laneOf returns the lane of source src (see stage.laneSource), creating
+// it. Called with mu held.
 func (b *aggregateBuffer) laneOf(src windowagg.Source) (*lane, error) {
-	if b.stage == stageSingle {
-		src = windowagg.Source{}
-	}
 	if l := b.lanes[src]; l != nil {
 		return l, nil
 	}
-	engine, err := b.config.newEngine(b.clock, b.stage == stageSingle && b.hub.Published())
+	engine, err := b.stage.newEngine(b.clock, b.hub.Published())
 	if err != nil {
 		return nil, err
 	}
-	l := &lane{
-		src: src, stateKey: b.stateKey, engine: engine,
-		offset: math.MinInt64, delivered: math.MinInt64, saved: math.MinInt64,
-		applied: map[windowagg.Source]int64{},
+	key := b.config.stateKey
+	if src != (windowagg.Source{}) {
+		key = fmt.Sprintf("%s/%s/%d", key, src.Stream, src.Partition)
 	}
-	l.restored.Store(!b.persistent())
-	if !b.persistent() {
-		b.startAfterCut(engine)
-	}
-	if b.stage != stageSingle {
-		l.stateKey = fmt.Sprintf("%s/%s/%d", b.stateKey, src.Stream, src.Partition)
-	}
+	l := newLane(src, key, engine, b.config.checkpointEvery)
 	b.lanes[src] = l
 	b.laneOrder = append(b.laneOrder, l)
 	b.updateGauges()
 	return l, nil
-}
-
-// restore reads what an earlier run (or a former owner of its partitions)
-// saved for lane l before its first input is folded, retrying until it
-// succeeds: aggregating without it could count input twice or emit partial
-// values. It runs after start-up, so that a store that is slow to come up
-// delays data, not start-up: when the input reports partitions, at their
-// assignment; otherwise in stage single at the first read (a checkpoint may
-// hold open windows whose input is all committed, so no input may ever come
-// to trigger it), and in the scale-out stages at a partition's first write.
-func (b *aggregateBuffer) restore(ctx context.Context, l *lane) bool {
-	b.restoreMu.Lock()
-	defer b.restoreMu.Unlock()
-	for attempt := 1; !l.restored.Load(); attempt++ {
-		err := b.restoreLane(ctx, l)
-		if err == nil {
-			l.restored.Store(true)
-			b.mu.Lock()
-			b.updateGauges()
-			b.mu.Unlock()
-			break
-		}
-		b.log.Warnf("Reading the saved window state %q failed (attempt %d), input waits: %v", l.stateKey, attempt, err)
-		if !sleep(ctx, retryBackoff(attempt)) {
-			return false
-		}
-	}
-	return true
-}
-
-// restoreLane claims lane l's key in the store and continues from what is
-// saved there: a checkpoint, or a frontier.
-func (b *aggregateBuffer) restoreLane(ctx context.Context, l *lane) error {
-	store, err := b.stateStoreOf(ctx)
-	if err != nil {
-		return err
-	}
-	value, found, err := store.Claim(ctx, l.stateKey)
-	if err != nil {
-		return fmt.Errorf("reading the state saved under %q: %w", l.stateKey, err)
-	}
-	b.settleMu.Lock()
-	defer b.settleMu.Unlock()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	defer b.expectHeld(l)
-	if !found {
-		if b.startAfterCut(l.engine) {
-			b.log.Infof("No saved window state under %q: starting with the windows after %s", l.stateKey,
-				time.UnixMilli(b.startMs).UTC().Format(time.RFC3339))
-			return nil
-		}
-		b.log.Infof("No saved window state under %q: starting fresh", l.stateKey)
-		return nil
-	}
-	if frontier, err := strconv.ParseInt(string(value), 10, 64); err == nil {
-		l.engine.Restore(frontier)
-		l.delivered, l.saved = frontier, frontier
-		b.log.Infof("Restored window frontier %s of %q: input for windows closed before it is skipped as already emitted",
-			time.UnixMilli(frontier).UTC().Format(time.RFC3339), l.stateKey)
-		return nil
-	}
-	applied, err := checkpoint.Restore(value, l.engine)
-	if err != nil {
-		return fmt.Errorf("the checkpoint saved under %q: %w", l.stateKey, err)
-	}
-	l.applied = applied
-	l.delivered, l.saved = l.engine.Frontier(), l.engine.Frontier()
-	if o, ok := applied[l.src]; ok && b.stage == stagePartials {
-		l.offset = o
-	}
-	b.log.Infof("Restored the checkpoint of %q (%d bytes, %d open series, %d partitions): input it holds is skipped",
-		l.stateKey, len(value), l.engine.OpenSeries(), len(applied))
-	return nil
 }
 
 // lanePart is the part of an input batch that goes to one lane.
@@ -648,37 +324,39 @@ type lanePart struct {
 }
 
 // split divides batch by lane, keeping the order of each lane's messages.
-// Kafka inputs batch per partition, so there is usually one part. Messages
-// of partitions the input no longer holds, or whose lane is leaving, are
-// left out unacknowledged: their new owner reads them again.
+// Kafka inputs batch per partition, so there is usually one part, the
+// batch itself. Messages of partitions the input no longer holds, or whose
+// lane is leaving, are left out unacknowledged: their new owner reads them
+// again.
 func (b *aggregateBuffer) split(batch service.MessageBatch) ([]lanePart, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.stage == stageSingle {
-		if !b.holds(messageSource(batch[0])) {
-			return nil, nil
-		}
-		l, err := b.laneOf(windowagg.Source{})
-		if err != nil || l.leaving {
-			return nil, err
-		}
-		return []lanePart{{lane: l, batch: batch}}, nil
+	r := laneRouter{b: b}
+	first, err := r.route(batch[0])
+	if err != nil {
+		return nil, err
 	}
-	var parts []lanePart
-	for _, msg := range batch {
-		src := messageSource(msg)
-		if !b.holds(src) {
-			continue
+	one := first != nil
+	for _, msg := range batch[1:] {
+		if !one {
+			break
 		}
-		l, err := b.laneOf(src)
+		l, err := r.route(msg)
 		if err != nil {
 			return nil, err
 		}
-		if l.leaving {
-			continue
+		one = l == first
+	}
+	if one {
+		return []lanePart{{lane: first, batch: batch}}, nil
+	}
+	var parts []lanePart
+	for _, msg := range batch {
+		l, err := r.route(msg)
+		if err != nil {
+			return nil, err
 		}
-		if n := len(parts); n > 0 && parts[n-1].lane == l {
-			parts[n-1].batch = append(parts[n-1].batch, msg)
+		if l == nil {
 			continue
 		}
 		if i := slices.IndexFunc(parts, func(p lanePart) bool { return p.lane == l }); i >= 0 {
@@ -690,10 +368,37 @@ func (b *aggregateBuffer) split(batch service.MessageBatch) ([]lanePart, error) 
 	return parts, nil
 }
 
-// WriteBatch folds the batch into the engines of its lanes and keeps its
-// acknowledgement until the windows it went into are delivered. It never
-// fails on input: bad messages are counted and skipped, since a nack could
-// commit the batch unprocessed.
+// laneRouter finds the lanes of a batch's messages, looking up a partition
+// once per run of its messages. Used with the buffer's mu held.
+type laneRouter struct {
+	b    *aggregateBuffer
+	src  windowagg.Source
+	lane *lane // of src; nil: left out
+	used bool
+}
+
+// route returns the lane of msg, nil when msg is left out.
+func (r *laneRouter) route(msg *service.Message) (*lane, error) {
+	src := messageSource(msg)
+	if r.used && src == r.src {
+		return r.lane, nil
+	}
+	r.src, r.lane, r.used = src, nil, true
+	if !r.b.holding.holds(r.b.hub, src) {
+		return nil, nil
+	}
+	l, err := r.b.laneOf(r.b.stage.laneSource(src))
+	if err != nil || l.leaving {
+		return nil, err
+	}
+	r.lane = l
+	return l, nil
+}
+
+// WriteBatch folds the batch into the engines of its lanes and holds its
+// acknowledgement until a checkpoint holds it. It never fails on input:
+// bad messages are counted and skipped, since a nack could commit the
+// batch unprocessed.
 func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageBatch, ack service.AckFunc) error {
 	if len(batch) == 0 {
 		return ack(ctx, nil)
@@ -704,13 +409,17 @@ func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageB
 	}
 	acks := splitAck(ack, len(parts))
 	for i, p := range parts {
-		if !p.lane.restored.Load() && !b.restore(ctx, p.lane) {
+		if !b.restore(ctx, p.lane) {
 			// Stopping before the state could be read: leave the batch
 			// unacknowledged so that it is replayed, since a nack could
 			// commit it.
 			return nil
 		}
-		if b.fold(p.lane, p.batch, acks[i]) {
+		b.mu.Lock()
+		held := p.lane.fold(b.folder, p.batch, acks[i])
+		b.updateGauges()
+		b.mu.Unlock()
+		if held {
 			continue
 		}
 		if err := acks[i](ctx, nil); err != nil {
@@ -718,88 +427,6 @@ func (b *aggregateBuffer) WriteBatch(ctx context.Context, batch service.MessageB
 		}
 	}
 	return nil
-}
-
-// fold folds one lane's part of a batch and holds its acknowledgement when
-// it must wait for output; it returns whether it did.
-func (b *aggregateBuffer) fold(l *lane, batch service.MessageBatch, ack service.AckFunc) bool {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	defer b.updateGauges()
-	if b.checkpointEvery > 0 {
-		batch = b.skipApplied(l, batch)
-		if len(batch) == 0 {
-			return false
-		}
-		l.changed = true
-	}
-	if b.stage == stagePartials {
-		for _, msg := range batch {
-			l.offset = max(l.offset, messageOffset(msg))
-		}
-	}
-	b.folder.engine = l.engine
-	closeAt, corrected := b.folder.foldBatch(batch)
-	dead := len(b.folder.deadLetters) > 0
-	if dead {
-		l.deadLetters = append(l.deadLetters, b.folder.deadLetters...)
-		b.folder.deadLetters = nil
-	}
-	if closeAt == 0 && !corrected && !dead {
-		return false
-	}
-	if b.checkpointEvery > 0 {
-		// The next checkpoint holds it; dead letters must be delivered.
-		h := heldAck{checkpoint: l.taken + 1, ack: ack}
-		if dead {
-			h.seq = l.flushSeq + 1
-		}
-		l.waiting = append(l.waiting, h)
-		return true
-	}
-	h := heldAck{closeAt: closeAt, ack: ack}
-	if closeAt == 0 {
-		h.closeAt = math.MinInt64 // waits for no window
-	}
-	if corrected || dead {
-		// The next flush emits the corrections and dead letters.
-		h.seq = l.flushSeq + 1
-	}
-	heap.Push(&l.held, h)
-	return true
-}
-
-// skipApplied drops the messages a restored checkpoint already holds (a
-// replay from the committed offset, which trails the checkpoint), counting
-// them as replayed, and records the offsets of the others as applied. Each
-// partition's messages arrive in offset order.
-func (b *aggregateBuffer) skipApplied(l *lane, batch service.MessageBatch) service.MessageBatch {
-	kept, skipped := batch[:0:0], 0
-	for i, msg := range batch {
-		if _, ok := msg.MetaGetMut("kafka_offset"); !ok {
-			if skipped > 0 {
-				kept = append(kept, msg)
-			}
-			continue
-		}
-		src, off := messageSource(msg), messageOffset(msg)
-		if applied, ok := l.applied[src]; ok && off <= applied {
-			if skipped == 0 {
-				kept = append(kept, batch[:i]...)
-			}
-			skipped++
-			continue
-		}
-		l.applied[src] = off
-		if skipped > 0 {
-			kept = append(kept, msg)
-		}
-	}
-	if skipped == 0 {
-		return batch
-	}
-	b.folder.stats.replayed.Incr(int64(skipped))
-	return kept
 }
 
 // splitAck returns n acknowledgements that acknowledge the batch once all
@@ -823,48 +450,16 @@ func splitAck(ack service.AckFunc, n int) []service.AckFunc {
 	return acks
 }
 
-// updateGauges sets the gauges summed over lanes.
-func (b *aggregateBuffer) updateGauges() {
-	var held, open, restoring, pending int
-	frontier := int64(math.MaxInt64)
-	for _, l := range b.laneOrder {
-		if !l.restored.Load() {
-			restoring++
-		}
-		for _, f := range l.flushes {
-			pending += f.pending
-		}
-		held += len(l.held) + len(l.waiting)
-		open += l.engine.OpenSeries()
-		frontier = min(frontier, l.engine.Frontier())
-	}
-	b.heldGauge.Set(int64(held))
-	b.restoreGauge.Set(int64(restoring))
-	b.pendingGauge.Set(int64(pending))
-	b.folder.stats.openSeries.Set(int64(open))
-	if len(b.laneOrder) > 0 && frontier != math.MinInt64 {
-		b.frontierGauge.Set(frontier)
-	}
-}
-
-// ReadBatch returns the next output batch: a retry whose back-off has passed,
-// aggregates of windows the watermark has closed since the last call, or
-// progress.
+// ReadBatch returns the next output batch: a retry whose back-off has
+// passed, output of windows the watermark has closed since the last call,
+// or the stage's other output.
 func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, service.AckFunc, error) {
-	if b.stage == stageSingle && !b.hub.Published() {
-		b.mu.Lock()
-		l, err := b.laneOf(windowagg.Source{})
-		b.mu.Unlock()
-		if err != nil {
-			return nil, nil, err
-		}
-		if !l.restored.Load() && !b.restore(ctx, l) {
-			return nil, nil, ctx.Err()
-		}
-	}
 	for {
-		if err := b.countOutputPartitions(ctx); err != nil {
-			b.log.Errorf("Reading the partition count of the partials topic: %v", err)
+		if err := b.stage.prepare(ctx, b); err != nil {
+			if ctx.Err() != nil {
+				return nil, nil, ctx.Err()
+			}
+			b.log.Errorf("Preparing to close windows: %v", err)
 			if !sleep(ctx, time.Second) {
 				return nil, nil, ctx.Err()
 			}
@@ -875,32 +470,17 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 		if !now.Before(b.nextSpecGauges) {
 			// They walk every window: not on every pass of a flush's chunks.
 			b.setSpecGauges()
-			b.nextSpecGauges = now.Add(b.checkEvery)
+			b.nextSpecGauges = now.Add(b.config.checkEvery)
 		}
 		if b.outputIdle() {
-			closing := !b.stopping && b.complete()
-			for _, l := range b.laneOrder {
-				if l.leaving || !l.restored.Load() {
-					continue
-				}
-				// Before the flush: the windows it closes stay in the
-				// checkpoint until the next one, which is taken only
-				// once they are delivered.
-				b.takeCheckpoint(l, now, false)
-				if closing {
-					b.flush(l, now)
-				}
-			}
-			if !b.stopping {
-				b.queueProgress(now)
-			}
+			b.closeWindows(now)
 		}
 		if c := b.nextReady(now); c != nil {
 			b.mu.Unlock()
 			return c.batch, b.chunkAck(c), nil
 		}
-		done := b.endOfInput && len(b.queue) == 0 && !b.pendingFlushes()
-		wait := b.checkEvery
+		done := b.endOfInput && b.outputIdle()
+		wait := b.config.checkEvery
 		if len(b.queue) > 0 {
 			wait = min(wait, b.queue[0].retryAt.Sub(now))
 		}
@@ -921,73 +501,44 @@ func (b *aggregateBuffer) ReadBatch(ctx context.Context) (service.MessageBatch, 
 	}
 }
 
-// countOutputPartitions sets, in stage partials, the partition count of
-// the partials topic for the next flush: the configured one, or the one the
-// output reports, which follows the topic's changes. States route by it,
-// so states of one series go to one partition as long as it does not
-// change.
-func (b *aggregateBuffer) countOutputPartitions(ctx context.Context) error {
-	if b.stage != stagePartials {
-		return nil
-	}
-	n := b.partitions
-	if n == 0 {
-		out, ok := assignment.Output(b.res)
-		if !ok {
-			return fmt.Errorf("%s is 0 but the output does not report partition counts: use the kafka output or set %s", mabFieldPartialsPartitions, mabFieldPartialsPartitions)
+// closeWindows takes the checkpoints that are due and, unless the stream
+// stops or the stage may not close windows now, closes the windows the
+// watermark has passed and queues their output. Called with the output
+// idle and mu held.
+func (b *aggregateBuffer) closeWindows(now time.Time) {
+	closing := !b.stopping && b.stage.mayClose(b)
+	for _, l := range b.laneOrder {
+		if l.leaving || !l.restored.Load() {
+			continue
 		}
-		count, err := out.Partitions(ctx)
-		if err != nil {
-			return err
+		// Before the flush: the windows it closes stay in the checkpoint
+		// until the next one, which is taken only once they are
+		// delivered.
+		l.takeCheckpoint(now, false)
+		if closing {
+			b.flush(l, now)
 		}
-		n = int(count)
 	}
-	b.mu.Lock()
-	if b.outPartitions != 0 && b.outPartitions != n {
-		b.log.Infof("The partials topic has %d partitions now (was %d)", n, b.outPartitions)
-	}
-	b.outPartitions = n
-	b.mu.Unlock()
-	return nil
-}
-
-// sleep waits for d or ctx and reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+	if !b.stopping {
+		if out := b.stage.extraOutput(b, now); len(out) > 0 {
+			b.queue = append(b.queue, &outChunk{batch: out})
+		}
 	}
 }
 
 // flush closes lane l's due windows and queues their output in chunks. An
-// empty flush that moved the frontier is recorded too: input held for
-// windows that produced no aggregate must be released as well.
+// empty flush that moved the close time is recorded too: its delivery
+// makes the next checkpoint due. Called with mu held.
 func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	before := l.engine.Frontier()
-	var out service.MessageBatch
-	var frontier int64
-	if b.stage == stagePartials {
-		var states []windowagg.SeriesState
-		states, frontier = l.engine.FlushStates(nil)
-		out = b.encodeStates(l, states)
-	} else {
-		var aggs []windowagg.Aggregate
-		aggs, frontier = l.engine.Flush(nil)
-		out = b.encoder.encode(aggs, now)
-	}
-	if frontier == before && len(out) == 0 && len(l.deadLetters) == 0 {
+	out, through := b.stage.flush(b, l, now)
+	if through == before && len(out) == 0 && len(l.deadLetters) == 0 {
 		return
 	}
-	l.flushSeq++
-	mark := &flushMark{seq: l.flushSeq, frontier: frontier}
-	l.flushes = append(l.flushes, mark)
+	mark := l.flushes.add(through)
 	out = append(out, l.deadLetters...)
 	l.deadLetters = nil
-	for batch := range slices.Chunk(out, b.maxBatch) {
+	for batch := range slices.Chunk(out, b.config.maxBatch) {
 		b.queue = append(b.queue, &outChunk{flush: mark, batch: batch})
 		mark.chunks++
 		mark.pending++
@@ -995,232 +546,39 @@ func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	b.updateGauges()
 }
 
-// takeCheckpoint snapshots lane l when a checkpoint is due (or forced) and
-// the last one is saved: once per interval while input comes in, at once
-// after a flush's output is delivered (settleLane), and when the lane's
-// partitions leave or the stream stops, so that nothing is left to replay.
-// Called with the output idle, so every window the snapshot lacks has been
-// delivered. A former owner of a moved partition cannot overwrite the new
-// owner's checkpoints: the store fences its saves and the lane is dropped.
-func (b *aggregateBuffer) takeCheckpoint(l *lane, now time.Time, force bool) {
-	if b.checkpointEvery == 0 || !l.restored.Load() || l.pending != nil || !l.changed ||
-		(now.Before(l.nextCheckpoint) && !force) {
-		return
-	}
-	l.pending = checkpoint.Append(nil, l.applied, l.engine)
-	l.taken++
-	l.changed = false
-	l.nextCheckpoint = now.Add(b.checkpointEvery)
+// outputIdle reports whether every queued output has been delivered.
+// Windows are closed only then: during an output outage the input backs up
+// and goes quiet, and the idle rule must not mistake that for the end of
+// the data and close windows whose input has not been read yet.
+func (b *aggregateBuffer) outputIdle() bool {
+	return len(b.queue) == 0 && !slices.ContainsFunc(b.laneOrder, func(l *lane) bool { return l.flushes.busy() })
 }
 
-// encodeStates renders the series states of a stage-one flush.
-func (b *aggregateBuffer) encodeStates(l *lane, states []windowagg.SeriesState) service.MessageBatch {
-	out := make(service.MessageBatch, 0, len(states))
-	for i := range states {
-		msg, err := stateMessage(&states[i], l.src, l.offset, b.outPartitions)
-		if err != nil {
-			// Only a value JSON cannot carry gets here, and the
-			// encoding keeps even infinities: this is a bug.
-			b.log.Errorf("Encoding the state of rule %q: %v", states[i].Rule, err)
-			continue
-		}
-		out = append(out, msg)
-	}
-	return out
-}
-
-// queueProgress queues, in stage partials, the progress of every lane once
-// per progress interval, addressed to every partials partition. It goes out
-// only when the output is idle, so it never reports a frontier whose states
-// are still on their way, and an outage does not pile it up.
-func (b *aggregateBuffer) queueProgress(now time.Time) {
-	if b.stage != stagePartials || now.Before(b.nextProgress) || len(b.laneOrder) == 0 {
-		return
-	}
-	b.nextProgress = now.Add(b.progressEvery)
-	progress := make([]wireProgress, 0, len(b.laneOrder))
+// updateGauges sets the gauges summed over lanes. Called with mu held.
+func (b *aggregateBuffer) updateGauges() {
+	var held, open, restoring, pending int
+	through := int64(math.MaxInt64)
 	for _, l := range b.laneOrder {
 		if !l.restored.Load() {
-			continue
+			restoring++
 		}
-		p := wireProgress{Source: sourceOf(l.src, l.offset), LagMS: b.config.engine.Lag.Milliseconds()}
-		if l.delivered != math.MinInt64 {
-			through := l.delivered
-			p.Through = &through
-		}
-		// Idle only once everything it closed is delivered.
-		p.Idle = len(l.flushes) == 0 && l.engine.Idle()
-		progress = append(progress, p)
+		pending += l.flushes.pending()
+		held += l.acks.len()
+		open += l.engine.OpenSeries()
+		through = min(through, l.engine.Frontier())
 	}
-	if len(progress) == 0 {
-		return
-	}
-	batch, err := progressMessages(progress, b.outPartitions)
-	if err != nil {
-		b.log.Errorf("Encoding progress: %v", err)
-		return
-	}
-	b.queue = append(b.queue, &outChunk{batch: batch})
-}
-
-// outputIdle reports whether every flushed message has been delivered.
-// Windows are closed only then: during an output outage the input backs up
-// and goes quiet, and the idle rule must not mistake that for the end of the
-// data and close windows whose input has not been read yet.
-func (b *aggregateBuffer) outputIdle() bool {
-	return len(b.queue) == 0 && !b.pendingFlushes()
-}
-
-func (b *aggregateBuffer) pendingFlushes() bool {
-	return slices.ContainsFunc(b.laneOrder, (*lane).busy)
-}
-
-// busy reports whether some output of the lane's flushes awaits
-// acknowledgement.
-func (l *lane) busy() bool {
-	return slices.ContainsFunc(l.flushes, func(f *flushMark) bool { return f.pending > 0 })
-}
-
-func (b *aggregateBuffer) nextReady(now time.Time) *outChunk {
-	if len(b.queue) == 0 || b.queue[0].retryAt.After(now) {
-		return nil
-	}
-	c := b.queue[0]
-	b.queue = b.queue[1:]
-	return c
-}
-
-// chunkAck returns the read-side acknowledgement of a chunk. A failure puts
-// the chunk back at the head of the queue with back-off: the output is
-// retried, and the input stays held, for as long as it takes.
-func (b *aggregateBuffer) chunkAck(c *outChunk) service.AckFunc {
-	return func(ctx context.Context, err error) error {
-		if err != nil {
-			b.mu.Lock()
-			c.attempts++
-			c.retryAt = b.clock().Add(retryBackoff(c.attempts))
-			b.queue = append([]*outChunk{c}, b.queue...)
-			b.mu.Unlock()
-			b.retries.Incr(1)
-			b.log.Warnf("Writing %d messages failed (attempt %d), retrying: %v", len(c.batch), c.attempts, err)
-			return nil
-		}
-		if c.flush == nil {
-			return nil
-		}
-		b.mu.Lock()
-		c.flush.pending--
-		b.mu.Unlock()
-		b.settle(ctx)
-		return nil
+	b.heldGauge.Set(int64(held))
+	b.restoreGauge.Set(int64(restoring))
+	b.pendingGauge.Set(int64(pending))
+	b.folder.stats.openSeries.Set(int64(open))
+	if len(b.laneOrder) > 0 && through != math.MinInt64 {
+		b.frontierGauge.Set(through)
 	}
 }
 
-// retryBackoff doubles from 100ms up to 10s.
-func retryBackoff(attempts int) time.Duration {
-	d := 100 * time.Millisecond << min(attempts-1, 7)
-	return min(d, 10*time.Second)
-}
-
-// settle advances each lane's delivered frontier over its fully
-// acknowledged flushes, saves it when input is waiting on it, and then
-// releases that input.
-func (b *aggregateBuffer) settle(ctx context.Context) {
-	b.settleMu.Lock()
-	defer b.settleMu.Unlock()
-	b.mu.Lock()
-	lanes := slices.Clone(b.laneOrder)
-	b.mu.Unlock()
-	for _, l := range lanes {
-		b.settleLane(ctx, l)
-	}
-	b.mu.Lock()
-	b.updateGauges()
-	b.mu.Unlock()
-}
-
-func (b *aggregateBuffer) settleLane(ctx context.Context, l *lane) {
-	b.mu.Lock()
-	for len(l.flushes) > 0 && l.flushes[0].pending == 0 {
-		l.delivered, l.deliveredSeq = l.flushes[0].frontier, l.flushes[0].seq
-		emitted := l.flushes[0].chunks > 0
-		l.flushes = l.flushes[1:]
-		if emitted && b.checkpointEvery > 0 {
-			// The next checkpoint is due at once: until one holds
-			// the delivered windows as closed, a takeover emits
-			// them again.
-			l.changed, l.nextCheckpoint = true, time.Time{}
-		}
-	}
-	target, deliveredSeq := l.delivered, l.deliveredSeq
-	waiting := len(l.held) > 0 && l.held[0].closeAt <= target
-	pending, taken := l.pending, l.taken
-	b.mu.Unlock()
-
-	if pending != nil {
-		if !b.save(ctx, l, pending) {
-			return
-		}
-		b.mu.Lock()
-		l.pending, l.savedCkpt = nil, taken
-		l.lastSaved = savedCheckpoint{at: b.clock(), bytes: len(pending)}
-		b.mu.Unlock()
-	}
-
-	if target > l.saved && waiting {
-		if b.persistent() && !b.save(ctx, l, strconv.AppendInt(nil, target, 10)) {
-			return
-		}
-		l.saved = target
-	}
-
-	var release []service.AckFunc
-	b.mu.Lock()
-	for len(l.held) > 0 && l.held[0].closeAt <= l.saved && l.held[0].seq <= deliveredSeq {
-		release = append(release, heap.Pop(&l.held).(heldAck).ack)
-	}
-	n := 0
-	for n < len(l.waiting) && l.waiting[n].checkpoint <= l.savedCkpt && l.waiting[n].seq <= deliveredSeq {
-		release = append(release, l.waiting[n].ack)
-		n++
-	}
-	l.waiting = l.waiting[n:]
-	b.mu.Unlock()
-	for _, ack := range release {
-		if err := ack(ctx, nil); err != nil {
-			b.log.Debugf("Acknowledging input: %v", err)
-		}
-	}
-}
-
-// save stores value (a checkpoint or a frontier) under lane l's key and
-// reports whether it did. A failure holds the lane's input until a later
-// save succeeds. A save fenced by a newer owner of the lane's partitions
-// drops the lane unsaved: they were lost, and its input, never committed,
-// is the new owner's to read.
-func (b *aggregateBuffer) save(ctx context.Context, l *lane, value []byte) bool {
-	store, err := b.stateStoreOf(ctx)
-	if err == nil {
-		err = store.Save(ctx, l.stateKey, value)
-	}
-	switch {
-	case err == nil:
-		return true
-	case isFenced(err):
-		b.log.Warnf("The state %q has a newer owner: dropping it unsaved: %v", l.stateKey, err)
-		b.mu.Lock()
-		b.dropLane(l)
-		b.mu.Unlock()
-	default:
-		b.saveFailures.Incr(1)
-		b.log.Errorf("Saving the state %q failed, holding input until it succeeds: %v", l.stateKey, err)
-	}
-	return false
-}
-
-// EndOfInput lets ReadBatch finish once the aggregates already flushed are
-// delivered. Open windows are not flushed: their input was not acknowledged
-// and will be replayed, so emitting them now would publish partial values.
+// EndOfInput lets ReadBatch finish once the output already queued is
+// delivered. Open windows are not closed: their input is replayed, or held
+// by a checkpoint, so emitting them now would publish partial values.
 func (b *aggregateBuffer) EndOfInput() {
 	b.mu.Lock()
 	b.endOfInput = true

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/redpanda-data/benthos/v4/public/service"
+
+	"github.com/monasca-connect/monasca-connect/plugins/checkpoint"
 )
 
 // t0 is a window-aligned epoch time in ms (2024-01-01T00:00:00Z).
@@ -90,9 +93,20 @@ func (r *recordingAck) acked() bool {
 	return r.calls > 0
 }
 
+// newTestBuffer builds a buffer on fresh resources with a memory cache
+// "state", in which it saves unless extra names another store.
 func newTestBuffer(t *testing.T, clock *testClock, extra string, opts ...service.MockResourcesOptFn) *aggregateBuffer {
 	t.Helper()
-	return newTestBufferOn(t, clock, service.MockResources(opts...), extra)
+	return newTestBufferOn(t, clock, service.MockResources(append(opts, service.MockResourcesOptAddCache("state"))...), extra)
+}
+
+// newBuffer builds a buffer from its parsed configuration.
+func newBuffer(conf *service.ParsedConfig, res *service.Resources, clock *testClock) (*aggregateBuffer, error) {
+	c, err := parseBufferConfig(conf, res.Logger())
+	if err != nil {
+		return nil, err
+	}
+	return newAggregateBuffer(c, res, clock.Now)
 }
 
 // newTestBufferOn is newTestBuffer with given resources, which buffers
@@ -103,9 +117,12 @@ func newTestBufferOn(t *testing.T, clock *testClock, res *service.Resources, ext
 }
 
 // newTestBufferWithSpecs is newTestBufferOn with the specifications file
-// at specsPath.
+// at specsPath. Unless extra names a store, it saves in the cache "state".
 func newTestBufferWithSpecs(t *testing.T, clock *testClock, res *service.Resources, specsPath, extra string) *aggregateBuffer {
 	t.Helper()
+	if !strings.Contains(extra, "state_store:") && !strings.Contains(extra, "state_cache:") {
+		extra += "\nstate_cache: state"
+	}
 	conf, err := aggregateBufferSpec().ParseYAML(fmt.Sprintf(`
 aggregation_specs: %s
 window_size: 10s
@@ -117,7 +134,7 @@ check_interval: 5ms
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := newAggregateBufferFromConfig(conf, res, clock.Now)
+	b, err := newBuffer(conf, res, clock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,12 +190,21 @@ func readNothing(t *testing.T, b *aggregateBuffer) {
 	}
 }
 
-func TestBufferAcksInputOnlyAfterOutputAck(t *testing.T) {
+// TestBufferAcksInputOnceACheckpointHoldsIt: input is acknowledged once a
+// saved checkpoint holds it, open windows too, and a restart from that
+// checkpoint skips the replayed input and completes the open window.
+func TestBufferAcksInputOnceACheckpointHoldsIt(t *testing.T) {
 	clock := newTestClock(t0 + 13_000)
-	b := newTestBuffer(t, clock, "")
-
-	first := write(t, b, envelope("cpu", "h1", t0+1_000, 1), envelope("cpu", "h2", t0+2_000, 2))
-	second := write(t, b, envelope("cpu", "h1", t0+12_500, 4)) // next window; moves the watermark past t0+12s
+	res := service.MockResources(service.MockResourcesOptAddCache("state"))
+	const store = "state_cache: state\nstate_key: group-a"
+	b := newTestBufferOn(t, clock, res, store)
+	input := []*service.Message{
+		onPartition(envelope("cpu", "h1", t0+1_000, 1), "metrics", 0, 0),
+		onPartition(envelope("cpu", "h2", t0+2_000, 2), "metrics", 0, 1),
+		onPartition(envelope("cpu", "h1", t0+12_500, 4), "metrics", 0, 2), // next window; moves the watermark past t0+12s
+	}
+	first := write(t, b, input[:2]...)
+	second := write(t, b, input[2])
 
 	out, outAck := readOne(t, b, "one aggregate")
 	got, _ := out.AsStructured()
@@ -189,17 +215,26 @@ func TestBufferAcksInputOnlyAfterOutputAck(t *testing.T) {
 	if id, _ := out.MetaGet(seriesIDMetaKey); id != "cpu.total@t1" {
 		t.Fatalf("series id %q", id)
 	}
-	if first.acked() {
-		t.Fatal("input acknowledged before the output acknowledged its aggregate")
+	if first.acked() || second.acked() {
+		t.Fatal("input acknowledged before a saved checkpoint held it")
 	}
 	if err := outAck(context.Background(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if !first.acked() || first.err != nil {
-		t.Fatalf("input not acknowledged after the output ack: %+v", first)
+	if !first.acked() || first.err != nil || !second.acked() {
+		t.Fatalf("input not acknowledged once its checkpoint was saved: %+v %+v", first, second)
 	}
-	if second.acked() {
-		t.Fatal("input of an open window acknowledged")
+	readNothing(t, b) // the checkpoint after the delivery holds the window as closed
+
+	b2 := newTestBufferOn(t, clock, res, store)
+	if replayed := write(t, b2, input...); !replayed.acked() {
+		t.Fatal("replayed input the checkpoint holds was not skipped")
+	}
+	clock.Set(t0 + 25_000)
+	write(t, b2, onPartition(envelope("cpu", "h1", t0+24_000, 1), "metrics", 0, 3))
+	out, _ = readOne(t, b2, "the open window's aggregate")
+	if raw, _ := out.AsBytes(); !strings.Contains(string(raw), fmt.Sprintf(`"timestamp":%d,"value":4,`, t0+10_000)) {
+		t.Fatalf("after the restart: %s, want the window from t0+10s with value 4", raw)
 	}
 }
 
@@ -281,33 +316,20 @@ func TestBufferIdleTimeoutClosesQuietWindows(t *testing.T) {
 	}
 }
 
-func TestBufferSavesFrontierBeforeReleasingInputAndRestoresIt(t *testing.T) {
+// TestBufferRestoresCloseTimeOfEarlierVersion: a plain close time, which
+// versions that saved only that left in the store, restores: replayed
+// input of windows closed before it is skipped, the open window's folded.
+func TestBufferRestoresCloseTimeOfEarlierVersion(t *testing.T) {
 	clock := newTestClock(t0 + 13_000)
-	opt := service.MockResourcesOptAddCache("state")
-	res := service.MockResources(opt)
-	const frontierOnly = "state_cache: state\nstate_key: group-a\ncheckpoint_interval: 0s"
-	b := newTestBufferOn(t, clock, res, frontierOnly)
-	in := write(t, b, envelope("cpu", "h1", t0+1_000, 1))
-	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
-	_, ack := read(t, b)
-	_ = ack(context.Background(), nil)
-	if !in.acked() {
-		t.Fatal("input not released")
+	res := service.MockResources(service.MockResourcesOptAddCache("state"))
+	if err := newCacheStore(res, "state", clock.Now).Save(context.Background(), "group-a", fmt.Append(nil, t0+12_500)); err != nil {
+		t.Fatal(err)
 	}
-	saved, _, err := newCacheStore(res, "state", clock.Now).Claim(context.Background(), "group-a")
-	if err != nil || string(saved) != fmt.Sprint(t0+12_500) {
-		t.Fatalf("saved frontier %q", saved)
-	}
-
-	// A restarted buffer skips the replayed input of the emitted window and
-	// still aggregates the open one.
-	b2 := newTestBufferOn(t, clock, res, frontierOnly)
-	replayed := write(t, b2, envelope("cpu", "h1", t0+1_000, 1))
-	if !replayed.acked() {
+	b := newTestBufferOn(t, clock, res, "state_cache: state\nstate_key: group-a")
+	if replayed := write(t, b, envelope("cpu", "h1", t0+1_000, 1)); !replayed.acked() {
 		t.Fatal("replayed input of an emitted window was not skipped")
 	}
-	open := write(t, b2, envelope("cpu", "h1", t0+12_500, 1))
-	if open.acked() {
+	if open := write(t, b, envelope("cpu", "h1", t0+12_500, 1)); open.acked() {
 		t.Fatal("input of the open window was skipped")
 	}
 }
@@ -322,11 +344,11 @@ func BenchmarkBufferWriteBatch(b *testing.B) {
 	if err := os.WriteFile(path, []byte(testSpecs), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	conf, err := aggregateBufferSpec().ParseYAML("aggregation_specs: "+path+"\nwindow_size: 1h\nidle_timeout: 1h\n", nil)
+	conf, err := aggregateBufferSpec().ParseYAML("aggregation_specs: "+path+"\nwindow_size: 1h\nidle_timeout: 1h\nstate_cache: state\n", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	buf, err := newAggregateBufferFromConfig(conf, service.MockResources(), clock.Now)
+	buf, err := newBuffer(conf, service.MockResources(service.MockResourcesOptAddCache("state")), clock)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -406,18 +428,39 @@ func TestBufferPassesDeadLettersDownstreamBeforeAcknowledging(t *testing.T) {
 
 func TestBufferClosesNoWindowOnceStopping(t *testing.T) {
 	clock := newTestClock(t0)
-	b := newTestBuffer(t, clock, "")
+	res := service.MockResources(service.MockResourcesOptAddCache("state"))
+	b := newTestBufferOn(t, clock, res, "")
 	defer b.Close(context.Background())
-	in := write(t, b, envelope("cpu", "h1", t0+1_000, 1))
+	write(t, b, envelope("cpu", "h1", t0+1_000, 1))
 	b.hub.Stop(context.Background()) // as the input does when the stream stops
 	// The watermark passes the window, but the stop came first: the window
 	// may lack data that partitions not yet read hold.
-	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
+	in := write(t, b, envelope("cpu", "h1", t0+12_500, 1))
 	readNothing(t, b)
 	clock.Set(t0 + 120_000) // long idle
 	readNothing(t, b)
-	if in.acked() {
-		t.Fatal("input of an open window acknowledged while stopping")
+	if !in.acked() {
+		t.Fatal("input folded while stopping not released by a checkpoint")
+	}
+
+	// The saved checkpoint holds both windows open, for the next run.
+	saved, _, err := newCacheStore(res, "state", clock.Now).Claim(context.Background(), "monasca-aggregate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	engine, err := b.stage.newEngine(clock.Now, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := checkpoint.Restore(saved, engine); err != nil {
+		t.Fatal(err)
+	}
+	var starts []int64
+	for _, agg := range engine.FlushAll(nil) {
+		starts = append(starts, agg.WindowStart)
+	}
+	if !slices.Equal(starts, []int64{t0, t0 + 10_000}) {
+		t.Fatalf("the checkpoint holds windows %v, want %v", starts, []int64{t0, t0 + 10_000})
 	}
 }
 

@@ -9,6 +9,39 @@ import (
 	"github.com/monasca-connect/monasca-connect/plugins/windowagg"
 )
 
+// holding mirrors the partitions the input holds, under the buffer's mu.
+type holding struct {
+	held    map[windowagg.Source]bool
+	topics  map[string]int32 // partition counts of the input's topics
+	partial bool             // logged: holding part of the partitions
+}
+
+// holds reports whether the input holds partition src. Without partition
+// events every message counts as held.
+func (h *holding) holds(hub *assignment.Hub, src windowagg.Source) bool {
+	return !hub.Published() || h.held[src]
+}
+
+// missing counts the partitions of the input's topics not held, and the
+// held partitions of topics whose partition count the input could not
+// tell: whether others hold some of them is unknown.
+func (h *holding) missing() int64 {
+	n := int64(0)
+	for topic, count := range h.topics {
+		for p := range count {
+			if !h.held[windowagg.Source{Stream: topic, Partition: p}] {
+				n++
+			}
+		}
+	}
+	for src := range h.held {
+		if _, ok := h.topics[src.Stream]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
 // partitionEvents is the buffer's side of the stream's assignment hub: the
 // input reports which partitions it holds, and the buffer restores a lane
 // when its partitions are assigned, saves and drops it when they are
@@ -26,24 +59,20 @@ func (e partitionEvents) Assigned(_ context.Context, parts []assignment.Partitio
 	b := e.b
 	b.mu.Lock()
 	for _, p := range parts {
-		b.held[sourceOfPartition(p)] = true
+		b.holding.held[sourceOfPartition(p)] = true
 	}
-	b.topics = topics
+	b.holding.topics = topics
 	var restore []*lane
-	add := func(src windowagg.Source) {
-		l, err := b.laneOf(src)
-		if err != nil {
-			b.log.Errorf("Creating the lane of %s/%d: %v", src.Stream, src.Partition, err)
-			return
-		}
-		if l.restored.Load() {
+	for _, p := range parts {
+		l, err := b.laneOf(b.stage.laneSource(sourceOfPartition(p)))
+		switch {
+		case err != nil:
+			b.log.Errorf("Creating the lane of %s/%d: %v", p.Topic, p.Partition, err)
+		case l.restored.Load():
 			b.expectHeld(l)
-		} else if !slices.Contains(restore, l) {
+		case !slices.Contains(restore, l):
 			restore = append(restore, l)
 		}
-	}
-	for _, p := range parts {
-		add(sourceOfPartition(p))
 	}
 	b.mu.Unlock()
 	for _, l := range restore {
@@ -59,7 +88,7 @@ func (e partitionEvents) Revoked(ctx context.Context, parts []assignment.Partiti
 	b := e.b
 	b.mu.Lock()
 	for _, p := range parts {
-		delete(b.held, sourceOfPartition(p))
+		delete(b.holding.held, sourceOfPartition(p))
 	}
 	lanes := b.lanesOf(parts)
 	for _, l := range lanes {
@@ -86,7 +115,7 @@ func (e partitionEvents) Lost(parts []assignment.Partition) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, p := range parts {
-		delete(b.held, sourceOfPartition(p))
+		delete(b.holding.held, sourceOfPartition(p))
 	}
 	for _, l := range b.lanesOf(parts) {
 		b.log.Warnf("Partitions lost: dropping the state %q unsaved", l.stateKey)
@@ -108,18 +137,12 @@ func (e partitionEvents) Stopping(ctx context.Context) {
 	}
 }
 
-// lanesOf returns the lanes holding parts: in stage single the one lane
-// that holds every partition.
+// lanesOf returns the lanes folding parts. Called with mu held.
 func (b *aggregateBuffer) lanesOf(parts []assignment.Partition) []*lane {
-	if b.stage == stageSingle {
-		if l := b.lanes[windowagg.Source{}]; l != nil {
-			return []*lane{l}
-		}
-		return nil
-	}
 	var lanes []*lane
 	for _, p := range parts {
-		if l := b.lanes[sourceOfPartition(p)]; l != nil {
+		l := b.lanes[b.stage.laneSource(sourceOfPartition(p))]
+		if l != nil && !slices.Contains(lanes, l) {
 			lanes = append(lanes, l)
 		}
 	}
@@ -135,7 +158,7 @@ func (b *aggregateBuffer) saveLast(ctx context.Context, l *lane) bool {
 	}
 	for {
 		b.mu.Lock()
-		busy := l.busy()
+		busy := l.flushes.busy()
 		b.mu.Unlock()
 		if !busy {
 			break
@@ -144,17 +167,15 @@ func (b *aggregateBuffer) saveLast(ctx context.Context, l *lane) bool {
 			return false
 		}
 	}
-	b.settleMu.Lock()
-	defer b.settleMu.Unlock()
 	b.settleLane(ctx, l) // an earlier checkpoint still unsaved goes first
 	b.mu.Lock()
-	b.takeCheckpoint(l, b.clock(), true)
+	l.takeCheckpoint(b.clock(), true)
 	b.mu.Unlock()
 	b.settleLane(ctx, l)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.updateGauges()
-	return l.pending == nil && (b.checkpointEvery > 0 || l.saved >= l.delivered)
+	return l.ckpt.pending == nil
 }
 
 // dropLane forgets lane l. Its held input stays unacknowledged, to be read
@@ -169,57 +190,12 @@ func (b *aggregateBuffer) dropLane(l *lane) {
 	b.updateGauges()
 }
 
-// holds reports whether the input holds partition src. Without partition
-// events every message counts as held.
-func (b *aggregateBuffer) holds(src windowagg.Source) bool {
-	return !b.hub.Published() || b.held[src]
-}
-
-// complete reports whether the buffer may close windows: in stage single
-// with a publishing input, only while it holds every partition of its
-// topics. A member that holds part of them (another member, perhaps a dead
-// one the broker has not evicted yet, holds the rest) would publish values
-// over part of the input. Called with mu held.
-func (b *aggregateBuffer) complete() bool {
-	if b.stage != stageSingle || !b.hub.Published() {
-		return true
-	}
-	missing := int64(0)
-	for topic, n := range b.topics {
-		for p := range n {
-			if !b.held[windowagg.Source{Stream: topic, Partition: p}] {
-				missing++
-			}
-		}
-	}
-	for src := range b.held {
-		if _, ok := b.topics[src.Stream]; !ok {
-			// The input could not tell the topic's partition count:
-			// whether others hold some of them is unknown.
-			missing++
-		}
-	}
-	b.missingGauge.Set(missing)
-	holdsSome := len(b.held) > 0
-	partial := missing > 0 && holdsSome
-	if partial != b.partial {
-		b.partial = partial
-		if partial {
-			b.log.Warnf("Holding %d of the input's partitions, %d missing: no window closes until this instance holds them all (another member holds the rest)", len(b.held), missing)
-		} else {
-			b.log.Infof("Holding every input partition: windows close again")
-		}
-	}
-	return holdsSome && missing == 0
-}
-
-// expectHeld makes the stage single lane l wait for the held partitions
-// that have not delivered yet. Called with mu held.
+// expectHeld makes lane l's engine wait for the held partitions routed to
+// it that have not delivered yet. Called with mu held.
 func (b *aggregateBuffer) expectHeld(l *lane) {
-	if b.stage != stageSingle {
-		return
-	}
-	for src := range b.held {
-		l.engine.Expect(src)
+	for src := range b.holding.held {
+		if b.stage.laneSource(src) == l.src {
+			b.stage.expect(l.engine, src)
+		}
 	}
 }

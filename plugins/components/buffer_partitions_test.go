@@ -72,7 +72,7 @@ func newPartitionedBuffer(t *testing.T, clock *testClock, store stateStore, extr
 	hub := assignment.Of(res)
 	hub.Publish()
 	b := newTestBufferOn(t, clock, res, "state_store: window_state\nstate_key: group-a\n"+extra)
-	b.storeOnce.Do(func() { b.store = store })
+	b.store.once.Do(func() { b.store.s = store })
 	t.Cleanup(func() { _ = b.Close(context.Background()) })
 	return b, hub
 }

@@ -66,7 +66,7 @@ func TestCheckpointSurvivesTornSave(t *testing.T) {
 	readNothing(t, b)
 	// Half of the next generation's chunks, without its manifest.
 	_ = res.AccessCache(context.Background(), "state", func(c service.Cache) {
-		_ = c.Set(context.Background(), chunkKey("group-a", b.store.(*cacheStore).writer, 2, 0), []byte("garbage"), nil)
+		_ = c.Set(context.Background(), chunkKey("group-a", b.store.s.(*cacheStore).writer, 2, 0), []byte("garbage"), nil)
 	})
 	b2 := newCheckpointingBuffer(t, clock, res)
 	if replayed := write(t, b2, onPartition(envelope("cpu", "h1", t0+1_000, 1), "metrics", 0, 1)); !replayed.acked() {
@@ -90,20 +90,20 @@ func TestCheckpointDeletesEarlierWritersChunks(t *testing.T) {
 		})
 		return err
 	}
-	if err := chunk(b.store.(*cacheStore).writer); err != nil {
+	if err := chunk(b.store.s.(*cacheStore).writer); err != nil {
 		t.Fatalf("the first process's chunk: %v", err)
 	}
 	b2 := newCheckpointingBuffer(t, clock, res)
 	write(t, b2, onPartition(envelope("cpu", "h1", t0+1_500, 1), "metrics", 0, 2))
 	readNothing(t, b2) // saved within the minute: the earlier chunks stay
-	if err := chunk(b.store.(*cacheStore).writer); err != nil {
+	if err := chunk(b.store.s.(*cacheStore).writer); err != nil {
 		t.Fatalf("the earlier writer's chunk deleted within a minute of the restore: %v", err)
 	}
 	clock.Set(t0 + 62_000)
 	write(t, b2, onPartition(envelope("cpu", "h1", t0+61_500, 1), "metrics", 0, 3))
 	_, ack := read(t, b2) // the first window closes
 	_ = ack(context.Background(), nil)
-	if err := chunk(b.store.(*cacheStore).writer); !errors.Is(err, service.ErrKeyNotFound) {
+	if err := chunk(b.store.s.(*cacheStore).writer); !errors.Is(err, service.ErrKeyNotFound) {
 		t.Fatalf("the earlier writer's chunk after a later save: %v, want it deleted", err)
 	}
 }

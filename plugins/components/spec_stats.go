@@ -95,7 +95,7 @@ func (s *specStats) setOpenSeries(open []int64) {
 // per batch: it visits every window of every rule of every lane.
 func (b *aggregateBuffer) setSpecGauges() {
 	open := b.specOpen[:0]
-	for range b.config.rules {
+	for range b.config.aggregation.rules {
 		open = append(open, 0)
 	}
 	for _, l := range b.laneOrder {

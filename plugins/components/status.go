@@ -114,16 +114,16 @@ func (b *aggregateBuffer) status() statusReport {
 	defer b.mu.Unlock()
 	r := statusReport{
 		Time:       b.clock().UTC(),
-		Stage:      b.stage,
-		WindowSize: b.config.engine.Window.String(),
-		WindowLag:  b.config.engine.Lag.String(),
+		Stage:      b.stage.name(),
+		WindowSize: b.config.aggregation.engine.Window.String(),
+		WindowLag:  b.config.aggregation.engine.Lag.String(),
 		Stopping:   b.stopping,
 	}
 	specs := b.folder.stats.specs
-	r.Specifications = make([]specStatus, len(b.config.rules))
-	for i := range b.config.rules {
+	r.Specifications = make([]specStatus, len(b.config.aggregation.rules))
+	for i := range b.config.aggregation.rules {
 		t := specs.totals[i]
-		r.Specifications[i] = specStatus{Name: b.config.rules[i].Name, Folded: t.Matched, Corrected: t.Corrected, Late: t.Late, SeriesLimit: t.Rejected}
+		r.Specifications[i] = specStatus{Name: b.config.aggregation.rules[i].Name, Folded: t.Matched, Corrected: t.Corrected, Late: t.Late, SeriesLimit: t.Rejected}
 	}
 	for _, l := range b.laneOrder {
 		st := l.engine.Status()
@@ -145,7 +145,7 @@ func (b *aggregateBuffer) describeLane(l *lane, st *windowagg.Status) laneStatus
 		Watermark:    msTime(st.Watermark),
 		CloseThrough: msTime(st.CloseThrough),
 	}
-	if b.stage != stageSingle {
+	if l.src != (windowagg.Source{}) {
 		ls.Input = fmt.Sprintf("%s/%d", l.src.Stream, l.src.Partition)
 	}
 	if !l.lastSaved.at.IsZero() {
@@ -181,20 +181,13 @@ func (b *aggregateBuffer) describeLane(l *lane, st *windowagg.Status) laneStatus
 	return ls
 }
 
-// offsetOf returns the input offset known for source s of lane l: the one
-// its progress reflects in stage merge, where sources are stage-one
-// partitions; otherwise the last one folded, known with checkpoints, and
-// in stage partials for the lane's own partition. Called with mu held.
+// offsetOf returns the input offset known for source s of lane l: the last
+// one folded or, in stage merge, where sources are stage-one partitions,
+// the one their progress reflects. Called with mu held.
 func (b *aggregateBuffer) offsetOf(l *lane, s windowagg.SourceStatus) *int64 {
-	o := int64(math.MinInt64)
-	switch {
-	case b.stage == stageMerge:
-		o = s.Offset
-	case b.stage == stagePartials && s.Source == l.src:
-		o = l.offset
-	}
-	if applied, ok := l.applied[s.Source]; ok && b.stage != stageMerge {
-		o = max(o, applied)
+	o := s.Offset
+	if pos, ok := l.positions[s.Source]; ok {
+		o = max(o, pos)
 	}
 	if o == math.MinInt64 {
 		return nil

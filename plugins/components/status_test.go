@@ -41,7 +41,7 @@ func newTwoSpecBuffer(t *testing.T, clock *testClock, res *service.Resources, ex
 // the labels its counters get, say so.
 func TestSpecCountsPerSpecification(t *testing.T) {
 	clock := newTestClock(t0 + 13_000)
-	b := newTwoSpecBuffer(t, clock, service.MockResources(), "max_series_per_window: 1")
+	b := newTwoSpecBuffer(t, clock, service.MockResources(service.MockResourcesOptAddCache("state")), "max_series_per_window: 1")
 	write(t, b, envelope("cpu", "h1", t0+1_000, 1), envelope("cpu", "h2", t0+2_000, 2))
 	write(t, b, envelope("cpu", "h1", t0+12_500, 1))
 	_, ack := read(t, b) // closes the first window
@@ -147,7 +147,7 @@ func TestStatusReportOfOneLane(t *testing.T) {
 // progress they reported.
 func TestStatusReportOfMergeStage(t *testing.T) {
 	clock := newTestClock(t0 + 13_000)
-	b := newTwoSpecBuffer(t, clock, service.MockResources(), "stage: merge")
+	b := newTwoSpecBuffer(t, clock, service.MockResources(service.MockResourcesOptAddCache("state")), "stage: merge")
 	progress := fmt.Sprintf(`{"progress":[{"source":{"topic":"metrics","partition":3,"offset":99},"through":%d,"idle":true,"lag_ms":2000}]}`, t0+12_000)
 	write(t, b, onPartition(service.NewMessage([]byte(progress)), "partials", 1, 5))
 

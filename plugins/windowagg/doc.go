@@ -32,11 +32,12 @@
 //     (AddResult.Replayed), not aggregated twice.
 //   - Snapshot: the engine's complete state in bytes (AppendSnapshot,
 //     RestoreSnapshot), from which another engine continues exactly.
-//   - Checkpoint: a snapshot saved durably, with the input offsets it
-//     reflects, by the buffer (package components); input is acknowledged
-//     once a checkpoint or the output holds what it contributed to.
-//   - Lane: in the scale-out stages of the buffer, one input partition's
-//     own engine, held acknowledgements and checkpoint, so that the
+//   - Checkpoint: a snapshot saved durably, with the input positions
+//     (offsets) it reflects, by the buffer (packages components and
+//     checkpoint); input is acknowledged once a saved checkpoint holds it.
+//   - Lane: the buffer's unit of state: an engine with its held
+//     acknowledgements and checkpoints; one for the whole input in stage
+//     single, one per input partition in the scale-out stages, so that a
 //     partition can move to another instance with its state.
 //   - Contribution: the series state a stage-one lane hands to stage two for
 //     one closed window (SeriesState); a later one from the same source
