@@ -358,3 +358,10 @@ func (c *aggregationConfig) newEngine(clock func() time.Time, assigned bool) (*w
 	}
 	return windowagg.New(cfg, c.rules)
 }
+
+// newMerger returns a Merger of c (stage merge) with the given clock.
+func (c *aggregationConfig) newMerger(clock func() time.Time) (*windowagg.Merger, error) {
+	cfg := c.engine
+	cfg.Clock = clock
+	return windowagg.NewMerger(cfg, c.rules)
+}

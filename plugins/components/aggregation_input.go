@@ -40,7 +40,12 @@ const (
 // every outcome. It is shared by the buffer and the processor; the caller
 // serialises calls.
 type folder struct {
+	// The engine folded into, of the input's kind: an Engine for metrics,
+	// records and instance usage, a Merger for partials-topic states
+	// (inputStates); counts is the same one, for the rule counts.
 	engine *windowagg.Engine
+	merger *windowagg.Merger
+	counts laneEngine
 	origin string
 	input  inputKind
 	lag    int64                  // window lag in ms, checked against stage one's (inputStates)
@@ -94,8 +99,8 @@ func newFoldStats(m *service.Metrics, rules []windowagg.Rule) *foldStats {
 	}
 }
 
-func newFolder(engine *windowagg.Engine, c *aggregationConfig, stats *foldStats, log *invalidLog) *folder {
-	f := &folder{engine: engine, origin: c.output.origin, input: c.input, lag: c.engine.Lag.Milliseconds(), stats: stats, log: log, deadLetter: c.deadLetter}
+func newFolder(engine laneEngine, c *aggregationConfig, stats *foldStats, log *invalidLog) *folder {
+	f := &folder{origin: c.output.origin, input: c.input, lag: c.engine.Lag.Milliseconds(), stats: stats, log: log, deadLetter: c.deadLetter}
 	// Aggregator specifications aggregate per tenant; transform specs take
 	// the tenant from the record fields, as monasca-transform did.
 	f.dec.RequireTenant = c.input == inputMetrics
@@ -103,7 +108,19 @@ func newFolder(engine *windowagg.Engine, c *aggregationConfig, stats *foldStats,
 		f.conv = c.converter.Clone()
 		f.dec.KeepMaps = true
 	}
+	f.use(engine)
 	return f
+}
+
+// use makes engine, an Engine or a Merger, the one f folds into.
+func (f *folder) use(engine laneEngine) {
+	f.counts = engine
+	switch e := engine.(type) {
+	case *windowagg.Engine:
+		f.engine = e
+	case *windowagg.Merger:
+		f.merger = e
+	}
 }
 
 // foldBatch folds every message of batch into the engine and returns the
@@ -170,7 +187,7 @@ func (f *folder) fold(c *foldCounts, msg *service.Message) (windowagg.AddResult,
 		return f.engine.AddPartial(src, &s, f.usage.Records), true
 	}
 	// inputStates
-	if r, err = foldStates(raw, f.engine, f.lag); err != nil {
+	if r, err = foldStates(raw, f.merger, f.lag); err != nil {
 		reason := reasonInvalidState
 		if errors.Is(err, errStateMismatch) {
 			reason = reasonStateMismatch
@@ -258,7 +275,7 @@ func (f *folder) record(c *foldCounts) {
 	s.late.Incr(c.late)
 	s.replayed.Incr(c.replayed)
 	s.ownOutput.Incr(c.ownOutput)
-	s.specs.record(f.engine)
+	s.specs.record(f.counts)
 }
 
 // messageSource names the partition a message was read from, from the

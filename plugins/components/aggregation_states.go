@@ -155,8 +155,9 @@ func progressMessages(progress []wireProgress, partitions int) (service.MessageB
 // and lag.
 var errStateMismatch = errors.New("the stages' specifications, window size or lag differ")
 
-// foldStates applies one partials-topic message to a stage-two engine.
-func foldStates(raw []byte, engine *windowagg.Engine, lag int64) (windowagg.AddResult, error) {
+// foldStates applies one partials-topic message to a Merger. A source's
+// Kafka offset in the partials topic is its position for the Merger.
+func foldStates(raw []byte, engine *windowagg.Merger, lag int64) (windowagg.AddResult, error) {
 	var res windowagg.AddResult
 	var m wireMessage
 	if err := json.Unmarshal(raw, &m); err != nil {

@@ -95,7 +95,6 @@ func parseStage(conf *service.ParsedConfig, ac *aggregationConfig) (stage, error
 	case stagePartials:
 		return parsePartialsStage(conf, ac)
 	case stageMerge:
-		ac.engine.Contributions = true
 		ac.input, ac.converter = inputStates, nil
 		return mergeStage{config: ac}, nil
 	default:

@@ -448,7 +448,7 @@ func TestBufferClosesNoWindowOnceStopping(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	engine, err := b.stage.newEngine(clock.Now, false)
+	engine, err := b.config.aggregation.newEngine(clock.Now, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -195,7 +195,7 @@ func (b *aggregateBuffer) dropLane(l *lane) {
 func (b *aggregateBuffer) expectHeld(l *lane) {
 	for src := range b.holding.held {
 		if b.stage.laneSource(src) == l.src {
-			b.stage.expect(l.engine, src)
+			b.stage.expect(l, src)
 		}
 	}
 }

@@ -25,7 +25,7 @@ import (
 type lane struct {
 	src      windowagg.Source // the lane's input partition; zero in stage single
 	stateKey string           // where its checkpoints are saved
-	engine   *windowagg.Engine
+	engine   laneEngine
 	saveMu   sync.Mutex
 	restored atomic.Bool // what an earlier owner saved has been read
 
@@ -44,7 +44,7 @@ type lane struct {
 	leaving bool
 }
 
-func newLane(src windowagg.Source, stateKey string, engine *windowagg.Engine, checkpointEvery time.Duration) *lane {
+func newLane(src windowagg.Source, stateKey string, engine laneEngine, checkpointEvery time.Duration) *lane {
 	return &lane{
 		src: src, stateKey: stateKey, engine: engine,
 		positions: map[windowagg.Source]int64{},
@@ -70,7 +70,7 @@ func (l *lane) fold(f *folder, batch service.MessageBatch, ack service.AckFunc) 
 	if len(batch) == 0 {
 		return false
 	}
-	f.engine = l.engine
+	f.use(l.engine)
 	closeAt, corrected := f.foldBatch(batch)
 	dead := len(f.deadLetters) > 0
 	if dead {

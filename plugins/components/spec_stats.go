@@ -55,7 +55,7 @@ func newSpecStats(m *service.Metrics, rules []windowagg.Rule) *specStats {
 
 // record takes the per-rule counts of the batch engine has just folded and
 // adds them to the counters, once per batch and rule that counted anything.
-func (s *specStats) record(engine *windowagg.Engine) {
+func (s *specStats) record(engine laneEngine) {
 	s.batch = engine.TakeRuleCounts(s.batch)
 	for i, c := range s.batch {
 		if c == (windowagg.RuleCounts{}) {

@@ -27,12 +27,12 @@ type stage interface {
 	// partition src: one lane for all in stage single, one per partition
 	// in the scale-out stages.
 	laneSource(src windowagg.Source) windowagg.Source
-	// newEngine builds a lane's engine; assigned tells that the input
-	// reports its partitions.
-	newEngine(clock func() time.Time, assigned bool) (*windowagg.Engine, error)
-	// expect tells engine that held input partition src has not
+	// newEngine builds a lane's engine, of the stage's kind; assigned
+	// tells that the input reports its partitions.
+	newEngine(clock func() time.Time, assigned bool) (laneEngine, error)
+	// expect tells lane l's engine that held input partition src has not
 	// delivered yet (see windowagg.Engine.Expect).
-	expect(engine *windowagg.Engine, src windowagg.Source)
+	expect(l *lane, src windowagg.Source)
 	// prepare runs at every pass of the read loop, before windows close,
 	// without the buffer's lock.
 	prepare(ctx context.Context, b *aggregateBuffer) error
@@ -45,4 +45,19 @@ type stage interface {
 	// extraOutput returns what the stage writes besides closed windows,
 	// queued when the output is idle. Called with mu held.
 	extraOutput(b *aggregateBuffer, now time.Time) service.MessageBatch
+}
+
+// laneEngine is what a lane and the buffer need of a lane's engine: a
+// windowagg.Engine (stages single and partials) or a windowagg.Merger
+// (stage merge). Each stage adds, folds into and flushes its own kind.
+type laneEngine interface {
+	Frontier() int64
+	OpenSeries() int
+	Idle() bool
+	Restore(frontier int64)
+	AppendSnapshot(dst []byte) []byte
+	RestoreSnapshot(snap []byte) error
+	Status() windowagg.Status
+	TakeRuleCounts(dst []windowagg.RuleCounts) []windowagg.RuleCounts
+	AddOpenSeries(open []int64)
 }

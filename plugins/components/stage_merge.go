@@ -19,22 +19,27 @@ func (mergeStage) name() string { return stageMerge }
 
 func (mergeStage) laneSource(src windowagg.Source) windowagg.Source { return src }
 
-// newEngine keeps partition discovery: the engine's sources are stage
-// one's partitions, which no assignment reports.
-func (s mergeStage) newEngine(clock func() time.Time, _ bool) (*windowagg.Engine, error) {
-	return s.config.newEngine(clock, false)
+// newEngine builds a Merger, with partition discovery: its sources are
+// stage one's partitions, which no assignment reports.
+func (s mergeStage) newEngine(clock func() time.Time, _ bool) (laneEngine, error) {
+	e, err := s.config.newMerger(clock)
+	if err != nil {
+		return nil, err // not a typed nil
+	}
+	return e, nil
 }
 
-// expect does nothing: the engine's sources are stage one's partitions,
+// expect does nothing: the Merger's sources are stage one's partitions,
 // not the partials partitions the input holds.
-func (mergeStage) expect(*windowagg.Engine, windowagg.Source) {}
+func (mergeStage) expect(*lane, windowagg.Source) {}
 
 func (mergeStage) prepare(context.Context, *aggregateBuffer) error { return nil }
 
 func (mergeStage) mayClose(*aggregateBuffer) bool { return true }
 
 func (mergeStage) flush(b *aggregateBuffer, l *lane, now time.Time) (service.MessageBatch, int64) {
-	return flushAggregates(b, l, now)
+	aggs, through := l.engine.(*windowagg.Merger).Flush(nil)
+	return b.encoder.encode(aggs, now), through
 }
 
 func (mergeStage) extraOutput(*aggregateBuffer, time.Time) service.MessageBatch { return nil }

@@ -55,11 +55,15 @@ func (*partialsStage) name() string { return stagePartials }
 
 func (*partialsStage) laneSource(src windowagg.Source) windowagg.Source { return src }
 
-func (s *partialsStage) newEngine(clock func() time.Time, assigned bool) (*windowagg.Engine, error) {
-	return s.config.newEngine(clock, assigned)
+func (s *partialsStage) newEngine(clock func() time.Time, assigned bool) (laneEngine, error) {
+	e, err := s.config.newEngine(clock, assigned)
+	if err != nil {
+		return nil, err // not a typed nil
+	}
+	return e, nil
 }
 
-func (*partialsStage) expect(e *windowagg.Engine, src windowagg.Source) { e.Expect(src) }
+func (*partialsStage) expect(l *lane, src windowagg.Source) { l.engine.(*windowagg.Engine).Expect(src) }
 
 // prepare sets the partition count of the partials topic for the next
 // flush: the configured one, or the one the output reports, which follows
@@ -92,7 +96,7 @@ func (*partialsStage) mayClose(*aggregateBuffer) bool { return true }
 // flush renders the closed windows' series states, each with the input
 // position it reflects, which stage two uses to tell a replay from news.
 func (s *partialsStage) flush(b *aggregateBuffer, l *lane, _ time.Time) (service.MessageBatch, int64) {
-	states, through := l.engine.FlushStates(nil)
+	states, through := l.engine.(*windowagg.Engine).FlushStates(nil)
 	out := make(service.MessageBatch, 0, len(states))
 	for i := range states {
 		msg, err := stateMessage(&states[i], l.src, l.position(), s.outPartitions)

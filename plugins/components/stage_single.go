@@ -19,11 +19,15 @@ func (singleStage) name() string { return stageSingle }
 
 func (singleStage) laneSource(windowagg.Source) windowagg.Source { return windowagg.Source{} }
 
-func (s singleStage) newEngine(clock func() time.Time, assigned bool) (*windowagg.Engine, error) {
-	return s.config.newEngine(clock, assigned)
+func (s singleStage) newEngine(clock func() time.Time, assigned bool) (laneEngine, error) {
+	e, err := s.config.newEngine(clock, assigned)
+	if err != nil {
+		return nil, err // not a typed nil
+	}
+	return e, nil
 }
 
-func (singleStage) expect(e *windowagg.Engine, src windowagg.Source) { e.Expect(src) }
+func (singleStage) expect(l *lane, src windowagg.Source) { l.engine.(*windowagg.Engine).Expect(src) }
 
 // prepare restores the lane before the first window closes when no
 // partition events will: a checkpoint may hold open windows whose input is
@@ -67,13 +71,8 @@ func (singleStage) mayClose(b *aggregateBuffer) bool {
 }
 
 func (singleStage) flush(b *aggregateBuffer, l *lane, now time.Time) (service.MessageBatch, int64) {
-	return flushAggregates(b, l, now)
+	aggs, through := l.engine.(*windowagg.Engine).Flush(nil)
+	return b.encoder.encode(aggs, now), through
 }
 
 func (singleStage) extraOutput(*aggregateBuffer, time.Time) service.MessageBatch { return nil }
-
-// flushAggregates closes lane l's due windows into Monasca metrics.
-func flushAggregates(b *aggregateBuffer, l *lane, now time.Time) (service.MessageBatch, int64) {
-	aggs, through := l.engine.Flush(nil)
-	return b.encoder.encode(aggs, now), through
-}

@@ -185,7 +185,7 @@ func (b *aggregateBuffer) describeLane(l *lane, st *windowagg.Status) laneStatus
 // one folded or, in stage merge, where sources are stage-one partitions,
 // the one their progress reflects. Called with mu held.
 func (b *aggregateBuffer) offsetOf(l *lane, s windowagg.SourceStatus) *int64 {
-	o := s.Offset
+	o := s.Position
 	if pos, ok := l.positions[s.Source]; ok {
 		o = max(o, pos)
 	}

@@ -184,3 +184,55 @@ func BenchmarkEngineAddBySeries(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMergerContribute measures stage two: 4 stage-one sources each
+// contribute the states of one minute of realisticMetrics (FlushStates of
+// an Engine), then report progress past them, and the Merger flushes.
+func BenchmarkMergerContribute(b *testing.B) {
+	start := int64(1704067200000)
+	now := time.UnixMilli(start)
+	cfg := Config{Window: time.Minute, Lag: 2 * time.Second, IdleTimeout: time.Hour, MaxFuture: time.Hour,
+		Clock: func() time.Time { return now }}
+	one, err := New(cfg, realisticRules(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	metrics := realisticMetrics(6*500*60, start)
+	for i := range metrics {
+		one.Add(Source{Stream: "metrics", Partition: int32(i % 4)}, &metrics[i])
+	}
+	// Every source past the minute: its windows close.
+	for p := range int32(4) {
+		one.Add(Source{Stream: "metrics", Partition: p}, &monasca.Metric{Name: "x", Timestamp: start + 10*60_000})
+	}
+	states, through := one.FlushStates(nil)
+	if len(states) == 0 {
+		b.Fatal("no states")
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		two := newBenchMerger(b, cfg, realisticRules(b))
+		for p := range int32(4) {
+			src := Source{Stream: "partials", Partition: p}
+			for j := range states {
+				if _, err := two.Contribute(src, int64(j), &states[j]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			two.Progress(src, int64(len(states)), through, false)
+		}
+		if out, _ := two.Flush(nil); len(out) == 0 {
+			b.Fatal("nothing flushed")
+		}
+	}
+	b.ReportMetric(float64(4*len(states)*b.N)/b.Elapsed().Seconds(), "contributions/s")
+}
+
+func newBenchMerger(b *testing.B, cfg Config, rules []Rule) *Merger {
+	m, err := NewMerger(cfg, rules)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return m
+}

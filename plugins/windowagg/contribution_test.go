@@ -9,11 +9,11 @@ import (
 	"time"
 )
 
-func newStageTwo(t *testing.T, clock *fakeClock, lateness time.Duration, rules ...Rule) *Engine {
+func newStageTwo(t *testing.T, clock *fakeClock, lateness time.Duration, rules ...Rule) *Merger {
 	t.Helper()
-	e, err := New(Config{
+	e, err := NewMerger(Config{
 		Window: 10 * time.Second, Lag: 2 * time.Second, AllowedLateness: lateness,
-		IdleTimeout: time.Minute, MaxFuture: time.Hour, Clock: clock.Now, Contributions: true,
+		IdleTimeout: time.Minute, MaxFuture: time.Hour, Clock: clock.Now,
 	}, rules)
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +219,7 @@ func TestContributionErrors(t *testing.T) {
 			t.Errorf("no error for %+v", s)
 		}
 	}
-	if _, err := New(Config{Window: time.Second, IdleTimeout: time.Second, MaxFuture: time.Second, Contributions: true},
+	if _, err := NewMerger(Config{Window: time.Second, IdleTimeout: time.Second, MaxFuture: time.Second},
 		[]Rule{{Name: "x", MetricName: "a", OutputName: "b", Function: fn(t, "sum")}, {Name: "x", MetricName: "c", OutputName: "d", Function: fn(t, "sum")}}); err == nil {
 		t.Error("duplicate rule names accepted")
 	}

@@ -7,7 +7,9 @@
 // the Connect adapters (package components) only translate messages, acks and
 // configuration. Reading order for a newcomer: Rule (what to aggregate),
 // Engine.Add (one metric in), Engine.Flush (closed windows out), State and
-// Function (how a value is computed).
+// Function (how a value is computed). Merger is stage two of a two-stage
+// aggregation; it shares the Engine's window store (store.go) and takes
+// contributions instead of metrics.
 //
 // # Words
 //
@@ -41,7 +43,10 @@
 //     partition can move to another instance with its state.
 //   - Contribution: the series state a stage-one lane hands to stage two for
 //     one closed window (SeriesState); a later one from the same source
-//     replaces it (Engine.Contribute).
+//     replaces it (Merger.Contribute).
+//   - Position: where a contribution or a progress report stands in its
+//     stage-one source's stream (the partials topic offset), by which the
+//     Merger tells a stale copy or a replay from news.
 //   - Route: the final group key of a series (SeriesState.Route): series of
 //     different routes never meet in one output row, so stage two may be
 //     partitioned by it.

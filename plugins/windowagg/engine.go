@@ -1,12 +1,7 @@
 package windowagg
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
-	"slices"
-	"sort"
-	"strings"
 	"time"
 
 	"github.com/monasca-connect/monasca-connect/plugins/monasca"
@@ -50,13 +45,6 @@ type Config struct {
 	MaxPast time.Duration
 	// Clock returns the wall-clock time; nil means time.Now.
 	Clock func() time.Time
-	// Contributions makes the engine stage two of a two-stage aggregation:
-	// it takes the series states of closed windows from stage-one engines
-	// (Contribute) and their progress (Progress) instead of metrics, keeps
-	// one contribution per stage-one source and series, and merges them
-	// when the window closes. The watermark is then the minimum of the
-	// sources' progress. Rule names must be unique.
-	Contributions bool
 }
 
 // Validate reports a configuration the engine cannot run with.
@@ -128,150 +116,23 @@ func (r *AddResult) Merge(o AddResult) {
 
 // Engine folds metrics into windows and flushes the windows the watermark has
 // passed. It is not safe for concurrent use: the caller serialises Add, Flush
-// and Restore.
+// and Restore. Stage two of a two-stage aggregation is a Merger instead.
 type Engine struct {
-	cfg      Config
-	clock    func() time.Time
-	lag      int64
-	lateness int64 // AllowedLateness, ms
-	rules    []*ruleState
-	byName   map[string][]*ruleState
-	named    map[string]*ruleState // by rule name, with Contributions
-
-	sources map[Source]*source
-	// discovered is the wall-clock time the last new source was seen.
-	discovered time.Time
-	// frontier is the close time through which windows have been emitted:
-	// a window whose end plus lag is at or before it accepts no more
-	// samples, except as a correction.
-	frontier int64
-	// restored is the frontier given to Restore.
-	restored int64
-
-	// Tenants and regions are interned: series keys and series hold small
-	// numbers instead of strings of their own.
-	tenants interner
-	regions interner
-	keyBuf  []byte
-	sample  monasca.Metric // AddSample's and AddPartial's, see asMetric
-	open    int            // open series over all rules and windows
-}
-
-// Source identifies one ordered input stream, such as a Kafka topic
-// partition. The watermark is the minimum over sources, because each source
-// advances in event time at its own pace.
-type Source struct {
-	Stream    string
-	Partition int32
-}
-
-// source is one input partition as the watermark sees it.
-type source struct {
-	maxTime  int64     // latest event time seen, epoch ms
-	lastSeen time.Time // wall clock of the last sample
-	// With Contributions: the source reported itself idle, and the input
-	// offset of the last progress taken.
-	idle   bool
-	offset int64
-}
-
-type ruleState struct {
-	Rule
-	size    int64 // window size, ms
-	windows map[int64]*window
-	// closed keeps emitted windows for Config.AllowedLateness.
-	closed map[int64]*window
-	// counts are what Add and Contribute did for this rule since the
-	// last TakeRuleCounts.
-	counts RuleCounts
-}
-
-// window holds the series of one rule in one window. Series live in
-// fixed-size chunks and the map only indexes them, so a new series costs no
-// allocation of its own beyond its key, and growing never copies or doubles
-// the whole set.
-type window struct {
-	start  int64
-	dirty  bool             // closed, and changed since it was last emitted
-	index  map[string]int32 // series key -> series number
-	chunks [][]series
-	n      int32 // number of series
-}
-
-const chunkBits = 10
-
-type series struct {
-	state  State
-	region uint32 // in Engine.regions
-	offset int64  // input offset of a contribution (Contribute)
-}
-
-func (w *window) series(i int32) *series {
-	return &w.chunks[i>>chunkBits][i&(1<<chunkBits-1)]
-}
-
-// newSeries appends a series and returns its number.
-func (w *window) newSeries(region uint32) int32 {
-	i := w.n
-	if int(i>>chunkBits) == len(w.chunks) {
-		w.chunks = append(w.chunks, make([]series, 0, 1<<chunkBits))
-	}
-	c := &w.chunks[i>>chunkBits]
-	*c = append(*c, series{region: region})
-	w.n++
-	return i
+	store
+	byName map[string][]*ruleState // by metric name
+	sample monasca.Metric          // AddSample's and AddPartial's, see asMetric
 }
 
 // New builds an engine for rules. Rules are validated here, so an unknown or
 // inconsistent rule never reaches run time.
 func New(cfg Config, rules []Rule) (*Engine, error) {
-	if err := cfg.Validate(); err != nil {
+	st, err := newStore(cfg, rules, false)
+	if err != nil {
 		return nil, err
 	}
-	if len(rules) == 0 {
-		return nil, ErrNoRules
-	}
-	if cfg.Contributions {
-		if err := CheckRuleNames(rules); err != nil {
-			return nil, err
-		}
-	}
-	e := &Engine{
-		cfg:      cfg,
-		clock:    cfg.Clock,
-		lag:      cfg.Lag.Milliseconds(),
-		lateness: cfg.AllowedLateness.Milliseconds(),
-		byName:   map[string][]*ruleState{},
-		sources:  map[Source]*source{},
-		frontier: math.MinInt64,
-		restored: math.MinInt64,
-	}
-	if e.clock == nil {
-		e.clock = time.Now
-	}
-	for i := range rules {
-		r := rules[i]
-		if err := r.Validate(); err != nil {
-			return nil, err
-		}
-		size := r.Window
-		if size == 0 {
-			size = cfg.Window
-		}
-		// A metric can be this old and still belong to a window that
-		// accepts it; rejecting it as too old would lose live data.
-		if accepted := size + cfg.Lag + cfg.AllowedLateness; cfg.MaxPast > 0 && cfg.MaxPast < accepted {
-			return nil, fmt.Errorf("rule %q: past limit %v is shorter than its window %v plus lag and allowed lateness (%v)", r.Name, cfg.MaxPast, size, accepted)
-		}
-		rs := &ruleState{Rule: r, size: size.Milliseconds(), windows: map[int64]*window{}, closed: map[int64]*window{}}
-		e.rules = append(e.rules, rs)
-		e.byName[r.MetricName] = append(e.byName[r.MetricName], rs)
-		if cfg.Contributions {
-			if e.named == nil {
-				e.named = map[string]*ruleState{}
-			}
-			e.named[r.Name] = rs
-		}
+	e := &Engine{store: st, byName: map[string][]*ruleState{}}
+	for _, r := range e.rules {
+		e.byName[r.MetricName] = append(e.byName[r.MetricName], r)
 	}
 	return e, nil
 }
@@ -304,9 +165,6 @@ func (e *Engine) asMetric(s *Sample) *monasca.Metric {
 
 func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 	var res AddResult
-	if e.cfg.Contributions {
-		panic("windowagg: Add on an engine that takes contributions")
-	}
 	now := e.clock()
 	if m.Timestamp > now.UnixMilli()+e.cfg.MaxFuture.Milliseconds() {
 		res.Future = true
@@ -369,24 +227,6 @@ func (e *Engine) addToRule(r *ruleState, m *monasca.Metric, p Partial, res *AddR
 	res.CloseAt = max(res.CloseAt, closeAt)
 }
 
-// source returns the state of src, registering a new source, and marks it
-// as seen now.
-func (e *Engine) source(src Source, now time.Time) *source {
-	s := e.sources[src]
-	if s == nil {
-		src.Stream = string([]byte(src.Stream)) // may alias input bytes
-		s = &source{maxTime: math.MinInt64, offset: math.MinInt64}
-		e.sources[src] = s
-		e.discovered = now
-	} else if e.cfg.Contributions && now.Sub(s.lastSeen) >= e.cfg.IdleTimeout {
-		// A stage-one partition back from silence: the others may be
-		// coming back too, and must not be left behind.
-		e.discovered = now
-	}
-	s.lastSeen = now
-	return s
-}
-
 // Expect registers src as a source that has delivered nothing yet, unless
 // it is known: it holds the watermark back until it delivers or stays quiet
 // for the idle timeout. An input that knows its partitions before they
@@ -396,35 +236,6 @@ func (e *Engine) Expect(src Source) {
 	if _, ok := e.sources[src]; !ok {
 		e.source(src, e.clock())
 	}
-}
-
-// windowFor returns the window of rule r starting at start that takes a
-// sample closing at closeAt: an open one, or a closed one kept for
-// corrections. It returns nil, and counts why in res, when the window is
-// gone.
-func (e *Engine) windowFor(r *ruleState, start, closeAt int64, res *AddResult) *window {
-	var w *window
-	switch {
-	case closeAt > e.frontier:
-		if w = r.windows[start]; w == nil {
-			w = &window{start: start, index: map[string]int32{}}
-			r.windows[start] = w
-		}
-	case closeAt <= e.restored:
-		// Emitted by an earlier run, whose state is gone: folding the
-		// sample in would emit a partial value.
-		res.Late++
-		res.Replayed++
-	case closeAt+e.lateness > e.frontier:
-		if w = r.closed[start]; w == nil {
-			// Closed without data: this sample is all it has.
-			w = &window{start: start, index: map[string]int32{}}
-			r.closed[start] = w
-		}
-	default:
-		res.Late++
-	}
-	return w
 }
 
 // Flush closes every window whose close time the watermark has reached,
@@ -438,254 +249,9 @@ func (e *Engine) windowFor(r *ruleState, start, closeAt int64, res *AddResult) *
 // timeout, all open windows close; when nothing is open, nothing moves.
 // Nothing closes on the watermark within the discovery hold of a new source.
 func (e *Engine) Flush(dst []Aggregate) ([]Aggregate, int64) {
-	e.closeThrough(e.closeTime(), func(r *ruleState, w *window) { dst = e.emit(r, w, dst) })
-	return dst, e.frontier
+	return e.flush(dst, e.closeTime(allQuiet))
 }
 
-// closeTime returns the close time up to which Flush closes windows.
-func (e *Engine) closeTime() int64 {
-	now := e.clock()
-	wm, ok := e.watermark(now)
-	switch {
-	case ok && now.Sub(e.discovered) < e.cfg.Discovery:
-		return e.frontier
-	case !ok && e.anyOpen() && e.allQuiet():
-		return e.lastCloseAt()
-	case !ok:
-		return e.frontier
-	}
-	return wm
-}
-
-// allQuiet reports whether no source will deliver for the open windows.
-// Without contributions, quiet is the idle timeout. With them, only sources
-// that reported themselves idle have closed everything: one that merely
-// went silent (stage one down, or cut off from the partials topic) may
-// still deliver, so it is no longer waited for once others move on, but its
-// silence alone closes nothing.
-func (e *Engine) allQuiet() bool {
-	if !e.cfg.Contributions {
-		return true
-	}
-	for _, s := range e.sources {
-		if !s.idle {
-			return false
-		}
-	}
-	return true
-}
-
-func (e *Engine) anyOpen() bool {
-	for _, r := range e.rules {
-		if len(r.windows) > 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// FlushAll closes every open window, whatever the watermark, as at the end
-// of a finite input.
-func (e *Engine) FlushAll(dst []Aggregate) []Aggregate {
-	through := e.frontier
-	if e.anyOpen() {
-		through = e.lastCloseAt()
-	}
-	e.closeThrough(through, func(r *ruleState, w *window) { dst = e.emit(r, w, dst) })
-	return dst
-}
-
-// Idle reports whether every source has been quiet for the idle timeout and
-// no window is open: nothing will close until input arrives again.
-func (e *Engine) Idle() bool {
-	_, ok := e.watermark(e.clock())
-	return !ok && !e.anyOpen()
-}
-
-// closeThrough closes the windows whose close time is at or before through and
-// hands them to emit in close-time order, with the kept closed windows that
-// late samples changed since they were emitted; then it drops the closed
-// windows kept longer than the allowed lateness.
-func (e *Engine) closeThrough(through int64, emit func(*ruleState, *window)) {
-	type closing struct {
-		closeAt int64
-		rule    int
-		w       *window
-	}
-	var due []closing
-	for i, r := range e.rules {
-		for start, w := range r.closed {
-			if w.dirty {
-				w.dirty = false
-				due = append(due, closing{start + r.size + e.lag, i, w})
-			}
-		}
-	}
-	if through > e.frontier {
-		e.frontier = through
-		for i, r := range e.rules {
-			for start, w := range r.windows {
-				if closeAt := start + r.size + e.lag; closeAt <= through {
-					due = append(due, closing{closeAt, i, w})
-					delete(r.windows, start)
-					if e.lateness > 0 {
-						r.closed[start] = w
-					} else {
-						e.open -= int(w.n)
-					}
-				}
-			}
-		}
-	}
-	sort.Slice(due, func(i, j int) bool {
-		if due[i].closeAt != due[j].closeAt {
-			return due[i].closeAt < due[j].closeAt
-		}
-		return due[i].rule < due[j].rule
-	})
-	for _, c := range due {
-		emit(e.rules[c.rule], c.w)
-	}
-	for _, r := range e.rules {
-		for start, w := range r.closed {
-			if start+r.size+e.lag+e.lateness <= e.frontier {
-				delete(r.closed, start)
-				e.open -= int(w.n)
-			}
-		}
-	}
-}
-
-// Restore declares every window closing at or before frontier as already
-// emitted, as recorded by an earlier run; replayed input for those windows is
-// then counted as Replayed instead of being aggregated a second time.
-func (e *Engine) Restore(frontier int64) {
-	if frontier > e.frontier {
-		e.frontier = frontier
-	}
-	if frontier > e.restored {
-		e.restored = frontier
-	}
-}
-
-// Frontier returns the close time through which windows have been emitted.
-func (e *Engine) Frontier() int64 { return e.frontier }
-
-// OpenSeries returns the number of series held, in open windows and in
-// closed windows kept for corrections.
-func (e *Engine) OpenSeries() int { return e.open }
-
-func (e *Engine) watermark(now time.Time) (int64, bool) {
-	wm, ok := int64(math.MaxInt64), false
-	for _, s := range e.sources {
-		if s.idle || now.Sub(s.lastSeen) >= e.cfg.IdleTimeout {
-			continue
-		}
-		wm, ok = min(wm, s.maxTime), true
-	}
-	return wm, ok
-}
-
-func (e *Engine) lastCloseAt() int64 {
-	last := int64(math.MinInt64)
-	for _, r := range e.rules {
-		for start := range r.windows {
-			last = max(last, start+r.size+e.lag)
-		}
-	}
-	return last
-}
-
-// interner numbers strings, so that what is kept per series is 4 bytes.
-type interner struct {
-	ids  map[string]uint32
-	list []string
-}
-
-func (in *interner) id(s string) uint32 {
-	if i, ok := in.ids[s]; ok {
-		return i
-	}
-	if in.ids == nil {
-		in.ids = map[string]uint32{}
-	}
-	i := uint32(len(in.list))
-	s = string([]byte(s)) // it may alias the decoder's input
-	in.ids[s] = i
-	in.list = append(in.list, s)
-	return i
-}
-
-func (in *interner) str(id uint32) string { return in.list[id] }
-
-// emit appends the aggregates of one closed window of the rule: one row per
-// group, then the rule's Combiner, Rollup and naming.
-func (e *Engine) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
-	rows := e.groupRows(r, w)
-	valued := rows[:0]
-	for _, row := range rows {
-		v, ok := r.Function.Result(&row.State)
-		if !ok {
-			continue
-		}
-		row.Value = v
-		valued = append(valued, row)
-	}
-	rows = valued
-	if r.Combine != nil {
-		rows = r.Combine.Combine(&r.Rule, rows)
-	}
-	if r.Rollup != nil {
-		rows = r.rollup(rows, w.start)
-	}
-	dst = slices.Grow(dst, len(rows))
-	for i := range rows {
-		row := &rows[i]
-		name, dims, ok := r.name(row, r.Rollup != nil)
-		if !ok {
-			continue
-		}
-		dst = append(dst, Aggregate{
-			Rule: r.Name, Name: name, Dimensions: dims,
-			TenantID: row.TenantID, Region: row.Region,
-			WindowStart: w.start, WindowEnd: w.start + r.size,
-			Value: row.Value, Count: row.State.Records, FirstTime: row.State.FirstTime, LastTime: row.State.LastTime,
-		})
-	}
-	return dst
-}
-
-// groupRows returns one row per group of a closed window, without values,
-// the contributions of a series merged.
-func (e *Engine) groupRows(r *ruleState, w *window) []Row {
-	// Groups are visited in the order of tenant, then group values, so
-	// output is deterministic whatever the map or arrival order.
-	keys := make([]string, 0, len(w.index))
-	for key := range w.index {
-		keys = append(keys, key)
-	}
-	slices.SortFunc(keys, func(a, b string) int {
-		ta, na := binary.Uvarint([]byte(a[:min(len(a), binary.MaxVarintLen32)]))
-		tb, nb := binary.Uvarint([]byte(b[:min(len(b), binary.MaxVarintLen32)]))
-		if c := strings.Compare(e.tenants.str(uint32(ta)), e.tenants.str(uint32(tb))); c != 0 {
-			return c
-		}
-		return strings.Compare(a[na:], b[nb:])
-	})
-	rows := make([]Row, 0, len(keys))
-	for _, key := range keys {
-		s := w.series(w.index[key])
-		tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)+1))
-		if e.cfg.Contributions {
-			// The last value names the contributing source; the keys of
-			// one series' contributions sort next to each other.
-			values = values[:len(values)-1]
-			if n := len(rows); n > 0 && rows[n-1].TenantID == e.tenants.str(tenant) && slices.Equal(rows[n-1].Values, values) {
-				rows[n-1].State.Merge(&s.state)
-				continue
-			}
-		}
-		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: e.tenants.str(tenant), Region: e.regions.str(s.region), State: s.state})
-	}
-	return rows
-}
+// allQuiet is the Engine's quiet: a source silent for the idle timeout
+// delivers nothing more for the open windows.
+func allQuiet() bool { return true }

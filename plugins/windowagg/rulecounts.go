@@ -24,7 +24,7 @@ func (c *RuleCounts) add(res *AddResult) {
 // the counts again from zero. The caller reads them once per batch, so the
 // engine's per-metric path only increments fields; with a dst of enough
 // capacity it allocates nothing.
-func (e *Engine) TakeRuleCounts(dst []RuleCounts) []RuleCounts {
+func (e *store) TakeRuleCounts(dst []RuleCounts) []RuleCounts {
 	dst = dst[:0]
 	for _, r := range e.rules {
 		dst = append(dst, r.counts)

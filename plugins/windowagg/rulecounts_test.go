@@ -68,8 +68,8 @@ func TestRuleCountsLeaveReplaysAndCorrectionsApart(t *testing.T) {
 // TestRuleCountsOfContributions: stage two counts contributions per rule.
 func TestRuleCountsOfContributions(t *testing.T) {
 	clock := &fakeClock{now: time.UnixMilli(t0)}
-	e, err := New(Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: 30 * time.Second, MaxFuture: time.Hour,
-		Contributions: true, Clock: clock.Now}, []Rule{
+	e, err := NewMerger(Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: 30 * time.Second, MaxFuture: time.Hour,
+		Clock: clock.Now}, []Rule{
 		{Name: "a", MetricName: "cpu", OutputName: "o", Function: fn(t, "sum")},
 		{Name: "b", MetricName: "cpu", OutputName: "p", Function: fn(t, "sum")},
 	})

@@ -20,14 +20,14 @@ import (
 // is AppendUvarint, string is a uvarint length and the bytes, float is
 // math.Float64bits as 8 bytes little-endian):
 //
-//	snapshot "wagg", version byte (1), flags byte (1: Config.Contributions),
+//	snapshot "wagg", version byte (1), flags byte (1: a Merger's),
 //	         varint frontier, varint restored,
 //	         uvarint n, n × string     tenants, in interning order (id = position),
 //	         uvarint n, n × string     regions, likewise,
 //	         uvarint n, n × source     sorted by stream, partition,
 //	         uvarint n, n × rule       in the engine's order,
 //	         trailer
-//	source   string stream, varint partition, varint maxTime, byte idle, varint offset
+//	source   string stream, varint partition, varint maxTime, byte idle, varint position
 //	rule     string name, uvarint window size (ms), uvarint g, g × string GroupBy,
 //	         windows (open), windows (closed, kept for corrections)
 //	windows  uvarint n, n × window     sorted by start
@@ -35,7 +35,7 @@ import (
 //	         n × string key (as in window.index), n × series, both in series order
 //	series   byte shape, uvarint region, varint Count, [varint Records], float Sum,
 //	         [float Min, Max, FirstValue, LastValue], varint FirstTime-start,
-//	         [varint LastTime-start], [varint FirstRecords, LastRecords], varint offset
+//	         [varint LastTime-start], [varint FirstRecords, LastRecords], varint position
 //	trailer  CRC-32 (Castagnoli) of everything before it, 4 bytes little-endian
 //
 // A series' shape leaves out what a plain sample implies: seriesSingle when
@@ -55,7 +55,7 @@ const (
 	snapshotHeader  = len(snapshotMagic) + 2 // magic, version, flags
 	snapshotTrailer = 4                      // CRC-32
 
-	snapshotContributions = 1 // header flag
+	snapshotBySource = 1 // header flag: a Merger's (Config.Contributions before it had a type)
 
 	windowDirty = 1 // window flag
 
@@ -69,7 +69,7 @@ const (
 	minSourceBytes = 5
 	minRuleBytes   = 5
 	minWindowBytes = 3
-	minSeriesBytes = 2 + 13 // key (length, tenant), shape..offset
+	minSeriesBytes = 2 + 13 // key (length, tenant), shape..position
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -79,13 +79,13 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // regions, and every open and kept closed window of every rule with all its
 // series. It returns the extended slice; RestoreSnapshot reads it back. The
 // snapshot is deterministic: equal states give equal bytes.
-func (e *Engine) AppendSnapshot(dst []byte) []byte {
+func (e *store) AppendSnapshot(dst []byte) []byte {
 	begin := len(dst)
 	dst = slices.Grow(dst, 256+64*e.open)
 	dst = append(dst, snapshotMagic...)
 	var flags byte
-	if e.cfg.Contributions {
-		flags |= snapshotContributions
+	if e.bySource {
+		flags |= snapshotBySource
 	}
 	dst = append(dst, snapshotVersion, flags)
 	dst = binary.AppendVarint(dst, e.frontier)
@@ -100,12 +100,12 @@ func (e *Engine) AppendSnapshot(dst []byte) []byte {
 	slices.SortFunc(srcs, compareSources)
 	dst = binary.AppendUvarint(dst, uint64(len(srcs)))
 	for _, src := range srcs {
-		s := e.sources[src]
+		so := e.sources[src]
 		dst = AppendKeyPart(dst, src.Stream)
 		dst = binary.AppendVarint(dst, int64(src.Partition))
-		dst = binary.AppendVarint(dst, s.maxTime)
-		dst = append(dst, boolByte(s.idle))
-		dst = binary.AppendVarint(dst, s.offset)
+		dst = binary.AppendVarint(dst, so.maxTime)
+		dst = append(dst, boolByte(so.idle))
+		dst = binary.AppendVarint(dst, so.position)
 	}
 
 	dst = binary.AppendUvarint(dst, uint64(len(e.rules)))
@@ -213,19 +213,19 @@ func appendSeries(dst []byte, s *series, start int64) []byte {
 		dst = binary.AppendVarint(dst, st.FirstRecords)
 		dst = binary.AppendVarint(dst, st.LastRecords)
 	}
-	return binary.AppendVarint(dst, s.offset)
+	return binary.AppendVarint(dst, s.position)
 }
 
 // RestoreSnapshot replaces the state of a new engine (nothing added yet)
-// with a snapshot taken by AppendSnapshot of an engine with the same
-// Config.Contributions. Everything is replaced: frontier, Restore frontier,
+// with a snapshot taken by AppendSnapshot of the same kind of engine
+// (Engine or Merger). Everything is replaced: frontier, Restore frontier,
 // sources, interned strings and windows (call Restore afterwards to raise
 // the Restore frontier further). Sources count as seen, and as discovered,
 // at the restore.
 //
 // Rules are matched by name and occurrence: the k-th rule named N in the
 // snapshot restores into the k-th rule named N of the engine (names are
-// unique with Config.Contributions, and where they are not, reordering rules
+// unique in a Merger, and where they are not, reordering rules
 // of different names still matches). The windows of a snapshot rule without
 // a match are dropped, and so are those of a rule whose window size or
 // GroupBy changed, since their series no longer fit it; a rule absent from
@@ -233,7 +233,7 @@ func appendSeries(dst []byte, s *series, start int64) []byte {
 //
 // A snapshot that is truncated, corrupted (CRC-32 mismatch) or inconsistent,
 // or of an unknown version, returns an error and leaves the engine as it was.
-func (e *Engine) RestoreSnapshot(snap []byte) error {
+func (e *store) RestoreSnapshot(snap []byte) error {
 	payload, err := e.checkSnapshot(snap)
 	if err != nil {
 		return err
@@ -244,7 +244,7 @@ func (e *Engine) RestoreSnapshot(snap []byte) error {
 	tenants := r.interner("tenant")
 	regions := r.interner("region")
 	sources := r.sources()
-	shape := seriesKeyShape{tenants: len(tenants.list), regions: len(regions.list), contribution: e.cfg.Contributions}
+	shape := seriesKeyShape{tenants: len(tenants.list), regions: len(regions.list), contribution: e.bySource}
 	rules := make([]restoredRule, len(e.rules))
 	open := r.rules(e.rules, rules, shape)
 	if r.err == nil && r.off != len(payload) {
@@ -275,7 +275,7 @@ func (e *Engine) RestoreSnapshot(snap []byte) error {
 
 // checkSnapshot checks the header and the checksum of a snapshot for this
 // engine, and returns the payload without the trailer.
-func (e *Engine) checkSnapshot(snap []byte) ([]byte, error) {
+func (e *store) checkSnapshot(snap []byte) ([]byte, error) {
 	switch {
 	case len(snap) < snapshotHeader+snapshotTrailer:
 		return nil, fmt.Errorf("windowagg: snapshot of %d bytes is too short", len(snap))
@@ -289,13 +289,13 @@ func (e *Engine) checkSnapshot(snap []byte) ([]byte, error) {
 		return nil, errors.New("windowagg: snapshot checksum mismatch: truncated or corrupted")
 	}
 	flags := snap[len(snapshotMagic)+1]
-	contributions := flags&snapshotContributions != 0
-	switch {
-	case flags&^snapshotContributions != 0:
+	switch bySource := flags&snapshotBySource != 0; {
+	case flags&^snapshotBySource != 0:
 		return nil, fmt.Errorf("windowagg: snapshot has unknown flags %#x", flags)
-	case contributions != e.cfg.Contributions:
-		return nil, fmt.Errorf("windowagg: snapshot of an engine with Contributions=%v cannot restore into one with Contributions=%v",
-			contributions, e.cfg.Contributions)
+	case bySource && !e.bySource:
+		return nil, errors.New("windowagg: the snapshot of a Merger cannot restore into an Engine")
+	case !bySource && e.bySource:
+		return nil, errors.New("windowagg: the snapshot of an Engine cannot restore into a Merger")
 	}
 	return payload, nil
 }
@@ -482,7 +482,7 @@ func (r *snapReader) sources() map[Source]*source {
 		partition := r.varint()
 		s := &source{maxTime: r.varint()}
 		idle := r.byte()
-		s.offset = r.varint()
+		s.position = r.varint()
 		if r.err != nil {
 			return nil
 		}
@@ -621,7 +621,7 @@ func (r *snapReader) series(s *series, start int64, shape seriesKeyShape) {
 	} else {
 		st.FirstRecords, st.LastRecords = 1, 1
 	}
-	s.offset = r.varint()
+	s.position = r.varint()
 }
 
 // validKey reports whether key is a series key as appendSeriesKey (or

@@ -57,7 +57,7 @@ func sameAggregates(t *testing.T, what string, got, want []Aggregate) {
 	}
 }
 
-func restoreInto(t *testing.T, e *Engine, snap []byte) {
+func restoreInto(t *testing.T, e interface{ RestoreSnapshot([]byte) error }, snap []byte) {
 	t.Helper()
 	if err := e.RestoreSnapshot(snap); err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestSnapshotBitExact(t *testing.T) {
 		n := 0
 		fmt.Sscan(values[0], &n)
 		w.series(i).state = states[n]
-		w.series(i).offset = int64(n) - 2
+		w.series(i).position = int64(n) - 2
 	}
 	b := newSnapEngine(t, clock, 0, rule)
 	restoreInto(t, b, a.AppendSnapshot(nil))
@@ -219,7 +219,7 @@ func TestSnapshotBitExact(t *testing.T) {
 	}
 	for key, i := range w.index {
 		want, got := w.series(i), bw.series(bw.index[key])
-		if got.offset != want.offset || got.region != want.region || !sameState(&got.state, &want.state) {
+		if got.position != want.position || got.region != want.region || !sameState(&got.state, &want.state) {
 			t.Fatalf("series %q: %+v, want %+v", key, got, want)
 		}
 	}
@@ -273,8 +273,8 @@ func stageOneEvents(t *testing.T, clock *fakeClock, rules []Rule) []contribution
 	return events
 }
 
-// TestSnapshotRoundTripContributions restores a stage-two engine midway:
-// source progress, idleness and offsets and series offsets survive, so
+// TestSnapshotRoundTripContributions restores a Merger midway:
+// source progress, idleness and positions and series positions survive, so
 // stale input after the restore is still ignored.
 func TestSnapshotRoundTripContributions(t *testing.T) {
 	rules := twoStageRules(t)
@@ -285,10 +285,10 @@ func TestSnapshotRoundTripContributions(t *testing.T) {
 	// A source that reported itself idle early on, with little progress:
 	// were its idleness lost, it would hold the watermark.
 	quiet := Source{Stream: "partials", Partition: 9}
-	for _, e := range []*Engine{a, ref} {
+	for _, e := range []*Merger{a, ref} {
 		e.Progress(quiet, 3, t0, true)
 	}
-	apply := func(e *Engine, ev contribution) AddResult {
+	apply := func(e *Merger, ev contribution) AddResult {
 		t.Helper()
 		if ev.progress {
 			e.Progress(ev.src, ev.offset, ev.through, ev.idle)
@@ -332,7 +332,7 @@ func TestSnapshotRoundTripContributions(t *testing.T) {
 	if stale == nil {
 		t.Fatal("no open window at the snapshot")
 	}
-	for _, e := range []*Engine{a, b} {
+	for _, e := range []*Merger{a, b} {
 		if r := apply(e, *stale); r.Late != 1 || r.Replayed != 1 {
 			t.Fatalf("stale contribution: %+v", r)
 		}
@@ -530,26 +530,31 @@ func reseal(payload []byte) []byte {
 // exercise runs a restored engine through what it does: nothing may panic,
 // and its snapshot must restore again.
 func exercise(e *Engine) {
-	m := metric("m", t0+5_000, 1, "t1", "host", "h1")
-	if e.cfg.Contributions {
-		e.Contribute(p0, 1, &SeriesState{Rule: e.rules[0].Name, WindowStart: t0, WindowEnd: t0 + e.rules[0].size, Values: make([]string, len(e.rules[0].GroupBy)), State: stateOf(1)})
-		e.Progress(p0, 1, t0+100_000, false)
-	} else {
-		e.Add(p0, m)
-	}
+	e.Add(p0, metric("m", t0+5_000, 1, "t1", "host", "h1"))
 	e.Flush(nil)
 	snap := e.AppendSnapshot(nil)
-	again, _ := New(e.cfg, ruleList(e))
+	again, _ := New(e.cfg, ruleList(&e.store))
 	if err := again.RestoreSnapshot(snap); err != nil {
 		panic(fmt.Sprintf("a restored engine's snapshot does not restore: %v", err))
 	}
 	e.FlushAll(nil)
-	if !e.cfg.Contributions {
-		e.FlushStates(nil)
-	}
+	e.FlushStates(nil)
 }
 
-func ruleList(e *Engine) []Rule {
+// exerciseMerger is exercise for a Merger.
+func exerciseMerger(m *Merger) {
+	m.Contribute(p0, 1, &SeriesState{Rule: m.rules[0].Name, WindowStart: t0, WindowEnd: t0 + m.rules[0].size, Values: make([]string, len(m.rules[0].GroupBy)), State: stateOf(1)})
+	m.Progress(p0, 1, t0+100_000, false)
+	m.Flush(nil)
+	snap := m.AppendSnapshot(nil)
+	again, _ := NewMerger(m.cfg, ruleList(&m.store))
+	if err := again.RestoreSnapshot(snap); err != nil {
+		panic(fmt.Sprintf("a restored merger's snapshot does not restore: %v", err))
+	}
+	m.FlushAll(nil)
+}
+
+func ruleList(e *store) []Rule {
 	rules := make([]Rule, len(e.rules))
 	for i, r := range e.rules {
 		rules[i] = r.Rule
@@ -561,8 +566,8 @@ func FuzzRestoreSnapshot(f *testing.F) {
 	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
 	a, _ := damageEngine(f, clock)
 	f.Add(a.AppendSnapshot(nil))
-	two, err := New(Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour,
-		Clock: clock.Now, Contributions: true}, []Rule{{Name: "s", MetricName: "m", OutputName: "o", Function: sumFunc{}, GroupBy: []string{"host"}}})
+	two, err := NewMerger(Config{Window: 10 * time.Second, Lag: 2 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour,
+		Clock: clock.Now}, []Rule{{Name: "s", MetricName: "m", OutputName: "o", Function: sumFunc{}, GroupBy: []string{"host"}}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -571,8 +576,8 @@ func FuzzRestoreSnapshot(f *testing.F) {
 		two.Progress(src, 5, t0+1_000, src == p1)
 	}
 	f.Add(two.AppendSnapshot(nil))
-	plainCfg, plainRules := a.cfg, ruleList(a)
-	twoCfg, twoRules := two.cfg, ruleList(two)
+	plainCfg, plainRules := a.cfg, ruleList(&a.store)
+	twoCfg, twoRules := two.cfg, ruleList(&two.store)
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		candidates := [][]byte{data}
@@ -580,17 +585,19 @@ func FuzzRestoreSnapshot(f *testing.F) {
 			candidates = append(candidates, reseal(data[:len(data)-snapshotTrailer]))
 		}
 		for _, snap := range candidates {
-			for _, mk := range []func() (*Engine, error){
-				func() (*Engine, error) { return New(plainCfg, plainRules) },
-				func() (*Engine, error) { return New(twoCfg, twoRules) },
-			} {
-				e, err := mk()
-				if err != nil {
-					t.Fatal(err)
-				}
-				if e.RestoreSnapshot(snap) == nil {
-					exercise(e)
-				}
+			e, err := New(plainCfg, plainRules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e.RestoreSnapshot(snap) == nil {
+				exercise(e)
+			}
+			m, err := NewMerger(twoCfg, twoRules)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.RestoreSnapshot(snap) == nil {
+				exerciseMerger(m)
 			}
 		}
 	})

@@ -28,8 +28,8 @@ type Status struct {
 // SourceStatus is one input source as the watermark sees it.
 type SourceStatus struct {
 	Source
-	// LatestEventTime is the latest event time the source delivered; with
-	// Config.Contributions, the frontier its progress reported.
+	// LatestEventTime is the latest event time the source delivered; in a
+	// Merger, the frontier its progress reported.
 	LatestEventTime int64
 	// LastSeen is the wall-clock time the source last delivered or was
 	// expected.
@@ -37,12 +37,11 @@ type SourceStatus struct {
 	// Quiet is set when the source no longer holds the watermark back: it
 	// has been silent for the idle timeout, or reported itself idle.
 	Quiet bool
-	// Idle is set when, with Config.Contributions, the source reported
-	// itself idle.
+	// Idle is set when, in a Merger, the source reported itself idle.
 	Idle bool
-	// Offset is, with Config.Contributions, the input offset of the last
-	// progress taken; math.MinInt64 otherwise.
-	Offset int64
+	// Position is, in a Merger, the source's position in the partials
+	// topic as of its last progress taken; math.MinInt64 otherwise.
+	Position int64
 }
 
 // RuleStatus is what one rule holds.
@@ -68,16 +67,24 @@ type WindowStatus struct {
 
 // Status returns a copy of the engine's state for monitoring. It changes
 // nothing; like every method it must not run concurrently with the others.
-func (e *Engine) Status() Status {
+func (e *Engine) Status() Status { return e.status(e.closeTime(allQuiet)) }
+
+// Status returns a copy of the Merger's state for monitoring, as
+// Engine.Status does.
+func (m *Merger) Status() Status { return m.status(m.closeTime(m.allIdle)) }
+
+// status returns the store's Status, closeThrough being its owner's close
+// time.
+func (e *store) status(closeThrough int64) Status {
 	now := e.clock()
-	st := Status{Frontier: e.frontier, Watermark: math.MinInt64, CloseThrough: e.closeTime()}
+	st := Status{Frontier: e.frontier, Watermark: math.MinInt64, CloseThrough: closeThrough}
 	if wm, ok := e.watermark(now); ok {
 		st.Watermark = wm
 	}
 	for src, s := range e.sources {
 		st.Sources = append(st.Sources, SourceStatus{
 			Source: src, LatestEventTime: s.maxTime, LastSeen: s.lastSeen,
-			Quiet: s.idle || now.Sub(s.lastSeen) >= e.cfg.IdleTimeout, Idle: s.idle, Offset: s.offset,
+			Quiet: s.idle || now.Sub(s.lastSeen) >= e.cfg.IdleTimeout, Idle: s.idle, Position: s.position,
 		})
 	}
 	slices.SortFunc(st.Sources, func(a, b SourceStatus) int {
@@ -104,7 +111,7 @@ func (e *Engine) Status() Status {
 // AddOpenSeries adds the series each rule holds (RuleStatus.OpenSeries) to
 // open[i], i being the rule's place in the rules given to New, so that a
 // caller can sum them over engines without the copies Status makes.
-func (e *Engine) AddOpenSeries(open []int64) {
+func (e *store) AddOpenSeries(open []int64) {
 	for i, r := range e.rules {
 		for _, w := range r.windows {
 			open[i] += int64(w.n)
