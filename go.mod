@@ -15,6 +15,7 @@ require (
 
 require (
 	cuelang.org/go v0.15.4 // indirect
+	github.com/DataDog/sketches-go v1.4.7 // indirect
 	github.com/Jeffail/gabs/v2 v2.7.0 // indirect
 	github.com/Jeffail/grok v1.1.0 // indirect
 	github.com/Jeffail/shutdown v1.1.0 // indirect

@@ -67,6 +67,9 @@ type wireState struct {
 	LastTime     int64      `json:"last_time"`
 	LastValue    wireFloat  `json:"last_value"`
 	LastRecords  int64      `json:"last_records"`
+	// Acc is the accumulator of a function that keeps one (stddev,
+	// percentiles), base64 in JSON.
+	Acc []byte `json:"acc,omitempty"`
 }
 
 type wireProgress struct {
@@ -117,6 +120,7 @@ func stateMessage(s *windowagg.SeriesState, src windowagg.Source, offset int64, 
 		Count: st.Count, Records: st.Records, Sum: wireFloat(st.Sum), Min: wireFloat(st.Min), Max: wireFloat(st.Max),
 		FirstTime: st.FirstTime, FirstValue: wireFloat(st.FirstValue), FirstRecords: st.FirstRecords,
 		LastTime: st.LastTime, LastValue: wireFloat(st.LastValue), LastRecords: st.LastRecords,
+		Acc: s.Acc,
 	}})
 	if err != nil {
 		return nil, err
@@ -187,6 +191,7 @@ func foldStates(raw []byte, engine *windowagg.Merger, lag int64) (windowagg.AddR
 			FirstTime: w.FirstTime, FirstValue: float64(w.FirstValue), FirstRecords: w.FirstRecords,
 			LastTime: w.LastTime, LastValue: float64(w.LastValue), LastRecords: w.LastRecords,
 		},
+		Acc: w.Acc,
 	}
 	res, err := engine.Contribute(windowagg.Source{Stream: w.Source.Topic, Partition: w.Source.Partition}, w.Source.Offset, &s)
 	if err != nil {

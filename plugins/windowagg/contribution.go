@@ -26,6 +26,9 @@ type SeriesState struct {
 	// Values are the values of the rule's GroupBy dimensions.
 	Values []string
 	State  State
+	// Acc is the encoded accumulator (Accumulator.AppendBinary) when the
+	// rule's function keeps one, nil otherwise.
+	Acc []byte
 	// Route is the series' final group key: states with different routes
 	// never meet in one output row, so stage two may be partitioned by it.
 	Route string
@@ -40,9 +43,13 @@ func (e *Engine) FlushStates(dst []SeriesState) ([]SeriesState, int64) {
 			s := w.series(i)
 			tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)))
 			t := e.tenants.str(tenant)
+			var acc []byte
+			if a := w.acc(i); a != nil {
+				acc = a.AppendBinary(nil)
+			}
 			dst = append(dst, SeriesState{
 				Rule: r.Name, WindowStart: w.start, WindowEnd: w.start + r.size, TenantID: t, Region: e.regions.str(s.region),
-				Values: values, State: s.state, Route: r.route(t, values),
+				Values: values, State: s.state, Acc: acc, Route: r.route(t, values),
 			})
 		}
 	})

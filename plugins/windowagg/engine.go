@@ -211,11 +211,18 @@ func (e *Engine) addToRule(r *ruleState, m *monasca.Metric, p Partial, res *AddR
 		return
 	}
 	if !ok {
-		idx = w.newSeries(e.regions.id(m.Region))
+		var acc Accumulator
+		if r.acc != nil {
+			acc = r.acc.NewAccumulator()
+		}
+		idx = w.newSeries(e.regions.id(m.Region), acc)
 		w.index[string(e.keyBuf)] = idx
 		e.open++
 	}
 	w.series(idx).state.AddPartial(m.Value, p)
+	if acc := w.acc(idx); acc != nil {
+		acc.Add(m.Timestamp, m.Value)
+	}
 	if closeAt <= e.frontier {
 		w.dirty = true
 		res.Corrected++

@@ -1,6 +1,7 @@
 package windowagg
 
 import (
+	"bytes"
 	"fmt"
 	"time"
 )
@@ -48,6 +49,13 @@ func (m *Merger) Contribute(src Source, pos int64, s *SeriesState) (res AddResul
 	if err := m.checkContribution(r, s); err != nil {
 		return res, err
 	}
+	var acc Accumulator
+	if r.acc != nil {
+		var err error
+		if acc, err = r.acc.DecodeAccumulator(s.Acc); err != nil {
+			return res, fmt.Errorf("rule %q: %w", s.Rule, err)
+		}
+	}
 	defer r.counts.add(&res)
 	so := m.source(src, m.clock())
 	closeAt := s.WindowStart + r.size + m.lag
@@ -72,10 +80,10 @@ func (m *Merger) Contribute(src Source, pos int64, s *SeriesState) (res AddResul
 		res.Rejected++
 		return res, nil
 	case !ok:
-		idx = w.newSeries(m.regions.id(s.Region))
+		idx = w.newSeries(m.regions.id(s.Region), acc)
 		w.index[string(m.keyBuf)] = idx
 		m.open++
-	case pos < w.series(idx).position, closeAt <= m.frontier && w.series(idx).state == s.State:
+	case pos < w.series(idx).position, closeAt <= m.frontier && m.holds(w, idx, s):
 		// Stale, or a replay of what the closed window already holds.
 		res.Late++
 		res.Replayed++
@@ -83,6 +91,9 @@ func (m *Merger) Contribute(src Source, pos int64, s *SeriesState) (res AddResul
 	}
 	ser := w.series(idx)
 	ser.state, ser.position = s.State, pos
+	if acc != nil {
+		w.setAcc(idx, acc)
+	}
 	if closeAt <= m.frontier {
 		w.dirty = true
 		res.Corrected++
@@ -91,6 +102,15 @@ func (m *Merger) Contribute(src Source, pos int64, s *SeriesState) (res AddResul
 	res.Matched++
 	res.CloseAt = closeAt
 	return res, nil
+}
+
+// holds reports whether series idx of w is s already.
+func (m *Merger) holds(w *window, idx int32, s *SeriesState) bool {
+	if w.series(idx).state != s.State {
+		return false
+	}
+	acc := w.acc(idx)
+	return acc == nil || bytes.Equal(acc.AppendBinary(nil), s.Acc)
 }
 
 // checkContribution reports a state that does not fit r, the rule it names

@@ -24,6 +24,9 @@ type Row struct {
 	// Records, FirstTime and LastTime become the aggregate's record count and
 	// first and last record times.
 	State State
+	// Acc is the group's accumulator when the rule's function keeps one
+	// (see AccumulatingFunction), nil otherwise.
+	Acc Accumulator
 }
 
 // Get returns the value of key in the row, and whether the row has it.
@@ -55,6 +58,7 @@ func (r *Rule) rollup(rows []Row, windowStart int64) []Row {
 	type group struct {
 		row   Row
 		value State
+		acc   Accumulator // of the rollup's function, if it keeps one
 	}
 	groups := map[string]*group{}
 	var order []*group
@@ -74,15 +78,21 @@ func (r *Rule) rollup(rows []Row, windowStart int64) []Row {
 		g := groups[string(key)]
 		if g == nil {
 			g = &group{row: Row{Keys: r.Rollup.GroupBy, Values: values, TenantID: row.TenantID, Region: row.Region}}
+			if af := accumulating(r.Rollup.Function); af != nil {
+				g.acc = af.NewAccumulator()
+			}
 			groups[string(key)] = g
 			order = append(order, g)
 		}
 		g.value.Add(windowStart, row.Value)
+		if g.acc != nil {
+			g.acc.Add(windowStart, row.Value)
+		}
 		g.row.State.Merge(&row.State)
 	}
 	out := make([]Row, 0, len(order))
 	for _, g := range order {
-		v, ok := r.Rollup.Function.Result(&g.value)
+		v, ok := resultOf(r.Rollup.Function, &g.value, g.acc)
 		if !ok {
 			continue
 		}

@@ -38,6 +38,13 @@ import (
 //	         [varint LastTime-start], [varint FirstRecords, LastRecords], varint position
 //	trailer  CRC-32 (Castagnoli) of everything before it, 4 bytes little-endian
 //
+// Version 2, written when some rule's function keeps an Accumulator, adds
+// to each rule, after GroupBy, the string name of that function ("" for
+// none), and to each series of such a rule, after its position, the
+// accumulator's encoding as a string. Version 1 snapshots still restore;
+// they hold no accumulators, so the windows of a rule whose function now
+// keeps one are dropped, as for a rule whose window size changed.
+//
 // A series' shape leaves out what a plain sample implies: seriesSingle when
 // Min, Max, FirstValue and LastValue are Sum (bit for bit), seriesOneTime
 // when LastTime is FirstTime, seriesPlain when Records is Count and
@@ -51,7 +58,7 @@ import (
 
 const (
 	snapshotMagic   = "wagg"
-	snapshotVersion = 1
+	snapshotVersion = 2                      // the newest read and written
 	snapshotHeader  = len(snapshotMagic) + 2 // magic, version, flags
 	snapshotTrailer = 4                      // CRC-32
 
@@ -87,7 +94,11 @@ func (e *store) AppendSnapshot(dst []byte) []byte {
 	if e.bySource {
 		flags |= snapshotBySource
 	}
-	dst = append(dst, snapshotVersion, flags)
+	version := byte(1)
+	if slices.ContainsFunc(e.rules, func(r *ruleState) bool { return r.acc != nil }) {
+		version = snapshotVersion
+	}
+	dst = append(dst, version, flags)
 	dst = binary.AppendVarint(dst, e.frontier)
 	dst = binary.AppendVarint(dst, e.restored)
 	dst = appendStrings(dst, e.tenants.list)
@@ -114,10 +125,28 @@ func (e *store) AppendSnapshot(dst []byte) []byte {
 		dst = AppendKeyPart(dst, r.Name)
 		dst = binary.AppendUvarint(dst, uint64(r.size))
 		dst = appendStrings(dst, r.GroupBy)
+		if version >= 2 {
+			dst = AppendKeyPart(dst, accName(r.acc))
+		}
 		dst, keys = appendWindows(dst, r.windows, keys)
 		dst, keys = appendWindows(dst, r.closed, keys)
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[begin:], castagnoli))
+}
+
+// accName is the name an accumulating function is recorded under.
+func accName(f AccumulatingFunction) string {
+	if f == nil {
+		return ""
+	}
+	return strings.ToLower(f.Name())
+}
+
+// appendAcc appends a's encoding as a length-prefixed string.
+func appendAcc(dst []byte, a Accumulator) []byte {
+	enc := a.AppendBinary(nil)
+	dst = binary.AppendUvarint(dst, uint64(len(enc)))
+	return append(dst, enc...)
 }
 
 func appendStrings(dst []byte, list []string) []byte {
@@ -169,9 +198,12 @@ func appendWindows(dst []byte, ws map[int64]*window, keys []string) ([]byte, []s
 		for _, key := range keys {
 			dst = AppendKeyPart(dst, key)
 		}
-		for _, chunk := range w.chunks {
+		for c, chunk := range w.chunks {
 			for i := range chunk {
 				dst = appendSeries(dst, &chunk[i], start)
+				if w.accs != nil {
+					dst = appendAcc(dst, w.accs[c][i])
+				}
 			}
 		}
 	}
@@ -238,7 +270,7 @@ func (e *store) RestoreSnapshot(snap []byte) error {
 	if err != nil {
 		return err
 	}
-	r := &snapReader{b: payload, off: snapshotHeader}
+	r := &snapReader{b: payload, off: snapshotHeader, version: snap[len(snapshotMagic)]}
 	frontier := r.varint()
 	restored := r.varint()
 	tenants := r.interner("tenant")
@@ -281,8 +313,8 @@ func (e *store) checkSnapshot(snap []byte) ([]byte, error) {
 		return nil, fmt.Errorf("windowagg: snapshot of %d bytes is too short", len(snap))
 	case string(snap[:len(snapshotMagic)]) != snapshotMagic:
 		return nil, errors.New("windowagg: not an engine snapshot (bad magic)")
-	case snap[len(snapshotMagic)] != snapshotVersion:
-		return nil, fmt.Errorf("windowagg: snapshot format version %d is not supported (this build reads version %d)", snap[len(snapshotMagic)], snapshotVersion)
+	case snap[len(snapshotMagic)] == 0 || snap[len(snapshotMagic)] > snapshotVersion:
+		return nil, fmt.Errorf("windowagg: snapshot format version %d is not supported (this build reads versions 1 to %d)", snap[len(snapshotMagic)], snapshotVersion)
 	}
 	payload := snap[:len(snap)-snapshotTrailer]
 	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(snap[len(payload):]) {
@@ -322,8 +354,20 @@ func (r *snapReader) rules(engine []*ruleState, restored []restoredRule, shape s
 		name := r.str()
 		size := r.uvarint()
 		groupBy := r.strings("GroupBy")
+		var acc string
+		if r.version >= 2 {
+			acc = r.str()
+		}
 		if r.err != nil {
 			break
+		}
+		shape.acc = nil
+		if acc != "" {
+			f, _ := LookupFunction(acc)
+			if shape.acc = accumulating(f); shape.acc == nil {
+				r.fail("rule %q: %q keeps no accumulator in this build", name, acc)
+				break
+			}
 		}
 		if size == 0 || size > math.MaxInt64 {
 			r.fail("rule %q: window size %d ms", name, size)
@@ -339,7 +383,7 @@ func (r *snapReader) rules(engine []*ruleState, restored []restoredRule, shape s
 		seen[name]++
 		if k < len(byName[name]) {
 			i := byName[name][k]
-			if rs := engine[i]; rs.size == int64(size) && slices.Equal(rs.GroupBy, groupBy) {
+			if rs := engine[i]; rs.size == int64(size) && slices.Equal(rs.GroupBy, groupBy) && accName(rs.acc) == acc {
 				restored[i] = restoredRule{windows, closed}
 				open += ws + cs
 			}
@@ -352,9 +396,10 @@ func (r *snapReader) rules(engine []*ruleState, restored []restoredRule, shape s
 // from then on every read returns zero, and counts are zero, so that loops
 // end at once.
 type snapReader struct {
-	b   []byte
-	off int
-	err error
+	b       []byte
+	off     int
+	err     error
+	version byte
 }
 
 func (r *snapReader) fail(format string, args ...any) {
@@ -507,11 +552,12 @@ func (r *snapReader) sources() map[Source]*source {
 // seriesKeyShape is what the series keys and series of one rule's windows
 // must fit.
 type seriesKeyShape struct {
-	size         int64 // window size, ms
-	values       int   // group values per key
-	contribution bool  // keys end with the contributing source
-	tenants      int   // interned tenants
-	regions      int   // interned regions
+	size         int64                // window size, ms
+	values       int                  // group values per key
+	contribution bool                 // keys end with the contributing source
+	tenants      int                  // interned tenants
+	regions      int                  // interned regions
+	acc          AccumulatingFunction // decodes the series' accumulators; nil: none
 }
 
 // windows reads one window map of a rule and returns it with its number
@@ -577,16 +623,19 @@ func (r *snapReader) window(start int64, shape seriesKeyShape) *window {
 		w.index[key] = int32(i)
 	}
 	for range n {
-		s := w.series(w.newSeries(0))
-		r.series(s, start, shape)
+		var s series
+		acc := r.series(&s, start, shape)
 		if r.err != nil {
 			return nil
 		}
+		*w.series(w.newSeries(s.region, acc)) = s
 	}
 	return w
 }
 
-func (r *snapReader) series(s *series, start int64, shape seriesKeyShape) {
+// series reads one series into s, and returns its accumulator (nil when
+// the rule keeps none).
+func (r *snapReader) series(s *series, start int64, shape seriesKeyShape) Accumulator {
 	form := r.byte()
 	region := r.uvarint()
 	if form&^seriesShapes != 0 {
@@ -622,6 +671,14 @@ func (r *snapReader) series(s *series, start int64, shape seriesKeyShape) {
 		st.FirstRecords, st.LastRecords = 1, 1
 	}
 	s.position = r.varint()
+	if shape.acc == nil || r.err != nil {
+		return nil
+	}
+	acc, err := shape.acc.DecodeAccumulator(r.bytes())
+	if err != nil && r.err == nil {
+		r.fail("%v", err)
+	}
+	return acc
 }
 
 // validKey reports whether key is a series key as appendSeriesKey (or

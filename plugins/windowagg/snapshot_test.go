@@ -484,8 +484,8 @@ func TestRestoreSnapshotRejectsDamage(t *testing.T) {
 	untouched("a corrupted snapshot")
 
 	bad := bytes.Clone(snap)
-	bad[len(snapshotMagic)] = 2
-	if err := e.RestoreSnapshot(bad); err == nil || !strings.Contains(err.Error(), "version 2 is not supported") {
+	bad[len(snapshotMagic)] = snapshotVersion + 1
+	if err := e.RestoreSnapshot(bad); err == nil || !strings.Contains(err.Error(), "version 3 is not supported") {
 		t.Fatalf("unknown version: %v", err)
 	}
 	if err := newStageTwo(t, clock, 0, Rule{Name: "sum", MetricName: "m", OutputName: "o", Function: fn(t, "sum")}).RestoreSnapshot(snap); err == nil {

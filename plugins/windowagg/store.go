@@ -79,7 +79,8 @@ func newStore(cfg Config, rules []Rule, bySource bool) (store, error) {
 		if accepted := size + cfg.Lag + cfg.AllowedLateness; cfg.MaxPast > 0 && cfg.MaxPast < accepted {
 			return store{}, fmt.Errorf("rule %q: past limit %v is shorter than its window %v plus lag and allowed lateness (%v)", r.Name, cfg.MaxPast, size, accepted)
 		}
-		s.rules = append(s.rules, &ruleState{Rule: r, size: size.Milliseconds(), windows: map[int64]*window{}, closed: map[int64]*window{}})
+		s.rules = append(s.rules, &ruleState{Rule: r, size: size.Milliseconds(), acc: accumulating(r.Function),
+			windows: map[int64]*window{}, closed: map[int64]*window{}})
 	}
 	return s, nil
 }
@@ -104,7 +105,9 @@ type source struct {
 
 type ruleState struct {
 	Rule
-	size    int64 // window size, ms
+	size int64 // window size, ms
+	// acc is the rule's function when it keeps an Accumulator per series.
+	acc     AccumulatingFunction
 	windows map[int64]*window
 	// closed keeps emitted windows for Config.AllowedLateness.
 	closed map[int64]*window
@@ -122,7 +125,10 @@ type window struct {
 	dirty  bool             // closed, and changed since it was last emitted
 	index  map[string]int32 // series key -> series number
 	chunks [][]series
-	n      int32 // number of series
+	// accs holds the series' accumulators in chunks like theirs, for a rule
+	// whose function accumulates: other rules pay nothing for them.
+	accs [][]Accumulator
+	n    int32 // number of series
 }
 
 const chunkBits = 10
@@ -137,16 +143,35 @@ func (w *window) series(i int32) *series {
 	return &w.chunks[i>>chunkBits][i&(1<<chunkBits-1)]
 }
 
-// newSeries appends a series and returns its number.
-func (w *window) newSeries(region uint32) int32 {
+// newSeries appends a series, with accumulator acc unless it is nil, and
+// returns its number. A window's series all have one or none.
+func (w *window) newSeries(region uint32, acc Accumulator) int32 {
 	i := w.n
 	if int(i>>chunkBits) == len(w.chunks) {
 		w.chunks = append(w.chunks, make([]series, 0, 1<<chunkBits))
+		if acc != nil {
+			w.accs = append(w.accs, make([]Accumulator, 0, 1<<chunkBits))
+		}
 	}
 	c := &w.chunks[i>>chunkBits]
 	*c = append(*c, series{region: region})
+	if acc != nil {
+		a := &w.accs[i>>chunkBits]
+		*a = append(*a, acc)
+	}
 	w.n++
 	return i
+}
+
+// setAcc replaces the accumulator of series i of a window that keeps them.
+func (w *window) setAcc(i int32, a Accumulator) { w.accs[i>>chunkBits][i&(1<<chunkBits-1)] = a }
+
+// acc returns the accumulator of series i, nil when the window keeps none.
+func (w *window) acc(i int32) Accumulator {
+	if w.accs == nil {
+		return nil
+	}
+	return w.accs[i>>chunkBits][i&(1<<chunkBits-1)]
 }
 
 // source returns the state of src, registering a new source, and marks it
@@ -367,7 +392,7 @@ func (s *store) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
 	rows := s.groupRows(r, w)
 	valued := rows[:0]
 	for _, row := range rows {
-		v, ok := r.Function.Result(&row.State)
+		v, ok := resultOf(r.Function, &row.State, row.Acc)
 		if !ok {
 			continue
 		}
@@ -417,7 +442,8 @@ func (s *store) groupRows(r *ruleState, w *window) []Row {
 	})
 	rows := make([]Row, 0, len(keys))
 	for _, key := range keys {
-		ser := w.series(w.index[key])
+		i := w.index[key]
+		ser, acc := w.series(i), w.acc(i)
 		tenant, values := decodeSeriesKey(key, make([]string, 0, len(r.GroupBy)+1))
 		if s.bySource {
 			// The last value names the contributing source; the keys of
@@ -425,10 +451,19 @@ func (s *store) groupRows(r *ruleState, w *window) []Row {
 			values = values[:len(values)-1]
 			if n := len(rows); n > 0 && rows[n-1].TenantID == s.tenants.str(tenant) && slices.Equal(rows[n-1].Values, values) {
 				rows[n-1].State.Merge(&ser.state)
+				if acc != nil {
+					rows[n-1].Acc.Merge(acc)
+				}
 				continue
 			}
+			if acc != nil {
+				// Merged into a copy: a kept window emits again.
+				merged := r.acc.NewAccumulator()
+				merged.Merge(acc)
+				acc = merged
+			}
 		}
-		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: s.tenants.str(tenant), Region: s.regions.str(ser.region), State: ser.state})
+		rows = append(rows, Row{Keys: r.GroupBy, Values: values, TenantID: s.tenants.str(tenant), Region: s.regions.str(ser.region), State: ser.state, Acc: acc})
 	}
 	return rows
 }
