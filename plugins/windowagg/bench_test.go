@@ -2,6 +2,8 @@ package windowagg
 
 import (
 	"fmt"
+	"math"
+	"math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
@@ -235,4 +237,70 @@ func newBenchMerger(b *testing.B, cfg Config, rules []Rule) *Merger {
 		b.Fatal(err)
 	}
 	return m
+}
+
+// BenchmarkAccumulatingAdd is BenchmarkEngineAdd with every rule's function
+// replaced by one that keeps an accumulator.
+func BenchmarkAccumulatingAdd(b *testing.B) {
+	for _, name := range []string{"stddev", "p95"} {
+		b.Run(name, func(b *testing.B) {
+			start := int64(1704067200000)
+			metrics := realisticMetrics(6*500*60, start)
+			clock := time.UnixMilli(start)
+			rules := realisticRules(b)
+			f, _ := LookupFunction(name)
+			for i := range rules {
+				rules[i].Function = f
+			}
+			e, err := New(Config{Window: time.Minute, Lag: 2 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour,
+				Clock: func() time.Time { return clock }}, rules)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i := range metrics {
+				e.Add(Source{}, &metrics[i])
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				e.Add(Source{}, &metrics[i%len(metrics)])
+			}
+		})
+	}
+}
+
+// BenchmarkAccumulatorMemoryPerSeries is the heap per open series of a
+// rule whose function keeps an accumulator, with 60 samples per series
+// spread over two orders of magnitude (a minute of one-second latencies).
+func BenchmarkAccumulatorMemoryPerSeries(b *testing.B) {
+	for _, name := range []string{"avg", "stddev", "p95"} {
+		b.Run(name, func(b *testing.B) {
+			start := int64(1704067200000)
+			f, _ := LookupFunction(name)
+			rules := []Rule{{Name: "per host", MetricName: "lat", OutputName: "o", Function: f, GroupBy: []string{"hostname"}}}
+			const series = 10_000
+			rng := rand.New(rand.NewPCG(1, 1))
+			metrics := make([]monasca.Metric, series*60)
+			for i := range metrics {
+				metrics[i] = monasca.Metric{Name: "lat", Timestamp: start + int64(i/series)*1000, Value: math.Exp(rng.Float64() * 4.6), TenantID: "t",
+					Dimensions: []monasca.Dimension{{Key: "hostname", Value: fmt.Sprintf("compute-%06d", i%series)}}}
+			}
+			clock := time.UnixMilli(start)
+			var perSeries float64
+			for i := 0; i < b.N; i++ {
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				e, _ := New(Config{Window: time.Minute, IdleTimeout: time.Minute, MaxFuture: time.Hour, Clock: func() time.Time { return clock }}, rules)
+				for j := range metrics {
+					e.Add(Source{}, &metrics[j])
+				}
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perSeries = float64(after.HeapAlloc-before.HeapAlloc) / series
+				runtime.KeepAlive(e)
+			}
+			b.ReportMetric(perSeries, "bytes/series")
+		})
+	}
 }

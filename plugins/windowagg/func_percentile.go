@@ -20,12 +20,13 @@ func init() {
 // a result is within this fraction of the true value at its rank.
 const PercentileAccuracy = 0.01
 
-// sketchBins bounds the bins of one sign of a sketch. At 1 % accuracy 2048
-// bins span values over 17 orders of magnitude; past that the lowest bins
-// collapse, and only the lowest percentiles lose their accuracy. A bin is
-// 8 bytes, so a sketch holds at most 32 KiB, and one of values that vary
-// by a factor of 10 about 120 bins.
-const sketchBins = 2048
+// Memory: a sketch keeps its samples' bin numbers in a buffer and, as
+// they accumulate, an 8-byte count per bin (a bin spans 2 % of a value) in
+// pages of 32 bins, so it grows with the distinct bins its values fall in
+// and never beyond one entry per sample: about 1 KB per series for a
+// minute of one-second samples spread over two orders of magnitude
+// (BenchmarkAccumulatorMemoryPerSeries). Merging and encoding are exact:
+// sketches of one mapping merge bin by bin.
 
 // sketchMapping is shared by every sketch: encodings omit it.
 var sketchMapping = func() mapping.IndexMapping {
@@ -48,8 +49,7 @@ func (f percentileFunc) Name() string                { return f.name }
 func (percentileFunc) Result(*State) (float64, bool) { return 0, false }
 
 func (percentileFunc) NewAccumulator() Accumulator {
-	return &sketch{ddsketch.NewDDSketch(sketchMapping,
-		ddstore.NewCollapsingLowestDenseStore(sketchBins), ddstore.NewCollapsingLowestDenseStore(sketchBins))}
+	return &sketch{ddsketch.NewDDSketch(sketchMapping, ddstore.NewBufferedPaginatedStore(), ddstore.NewBufferedPaginatedStore())}
 }
 
 func (f percentileFunc) ResultOf(_ *State, a Accumulator) (float64, bool) {
