@@ -74,7 +74,7 @@ const originMetaKey = "monasca_origin"
 func aggregationFields() []*service.ConfigField {
 	return []*service.ConfigField{
 		service.NewStringField(maFieldAggregationSpecs).
-			Description("Path of a monasca-aggregator `aggregation-specifications.yaml` file. Keys are case-insensitive and the file is validated at start-up: an unknown function, a missing field or a rollup over dimensions that are not grouped stops the pipeline with an error naming the specification and the field. Set this, or `pre_transform_specs` and `transform_specs`.").
+			Description("Path of a monasca-aggregator `aggregation-specifications.yaml` file. Keys are case-insensitive and the file is validated at start-up: an unknown function, a missing field or a rollup over dimensions that are not grouped stops the pipeline with an error naming the specification and the field. Functions: monasca-aggregator's `sum`, `count`, `avg`, `min`, `max`, `latest`, `oldest`, `delta`, `rate`, and `stddev` (population standard deviation) and `p50`, `p90`, `p95`, `p99` (percentiles within 1 %), which keep a mergeable state of their own per series and window. Set this, or `pre_transform_specs` and `transform_specs`.").
 			Example("/etc/monasca/aggregation-specifications.yaml").
 			Optional(),
 		service.NewStringField(maFieldPreTransformSpecs).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"strconv"
 	"testing"
 	"time"
@@ -148,5 +150,68 @@ func TestMergeStageRejectsMismatchedStages(t *testing.T) {
 		if r, _ := m.MetaGet(invalidReasonMetaKey); r != reasonStateMismatch {
 			t.Errorf("dead letter reason %q, want %s", r, reasonStateMismatch)
 		}
+	}
+}
+
+// TestScaleOutAccumulatorsMatchOneInstance: functions with accumulators
+// (stddev, a percentile) travel through the partials topic's JSON and give
+// the single instance's values.
+func TestScaleOutAccumulatorsMatchOneInstance(t *testing.T) {
+	specs := writeSpecsText(t, `
+aggregationSpecifications:
+  - name: spread
+    aggregatedMetricName: cpu.stddev
+    filteredMetricName: cpu
+    function: stddev
+  - name: p90
+    aggregatedMetricName: cpu.p90
+    filteredMetricName: cpu
+    function: p90
+`)
+	var input []*service.Message
+	for i := range 40 {
+		input = append(input, onPartition(envelope("cpu", fmt.Sprintf("h%d", i%5), t0+int64(i)*200, float64(i*i%97)), "metrics", i%2, 10+i))
+	}
+	late := func(p int) *service.Message { // moves both partitions' watermarks on
+		return onPartition(envelope("cpu", "h1", t0+12_500, 0), "metrics", p, 100)
+	}
+	values := func(out service.MessageBatch) map[string]float64 {
+		got := map[string]float64{}
+		for _, msg := range out {
+			var env outEnvelopeForTest
+			raw, _ := msg.AsBytes()
+			if err := json.Unmarshal(raw, &env); err != nil {
+				t.Fatal(err)
+			}
+			if env.Metric.Timestamp == t0 {
+				got[env.Metric.Name] = env.Metric.Value
+			}
+		}
+		return got
+	}
+	clock := newTestClock(t0 + 13_000)
+	single := newTestBufferWithSpecs(t, clock, service.MockResources(service.MockResourcesOptAddCache("state")), specs, "state_cache: state")
+	write(t, single, input...)
+	write(t, single, late(0), late(1))
+	want := values(drain(t, single, clock))
+
+	clock = newTestClock(t0 + 13_000)
+	one := newTestBufferWithSpecs(t, clock, service.MockResources(service.MockResourcesOptAddCache("state")), specs,
+		"state_cache: state\nstage: partials\npartials_partitions: 2\nprogress_interval: 1ms")
+	for _, msg := range input {
+		write(t, one, msg)
+	}
+	write(t, one, late(0))
+	write(t, one, late(1))
+	partials := drain(t, one, clock)
+	two := newTestBufferWithSpecs(t, clock, service.MockResources(service.MockResourcesOptAddCache("state")), specs, "state_cache: state\nstage: merge")
+	for i, msg := range partials {
+		p, _ := msg.MetaGet(partitionMetaKey)
+		n, _ := strconv.Atoi(p)
+		write(t, two, onPartition(msg.Copy(), "partials", n, i))
+	}
+	got := values(drain(t, two, clock))
+	if len(want) != 2 || len(got) != 2 || math.Abs(got["cpu.stddev"]-want["cpu.stddev"]) > 1e-9*want["cpu.stddev"] || got["cpu.p90"] != want["cpu.p90"] {
+		t.Fatalf("two stages %v, one instance %v", got, want)
 	}
 }

@@ -105,6 +105,14 @@ func TestLoadAggregationSpecsShippedExample(t *testing.T) {
 			GroupBy: []string{"hostname"}, Function: "count", OutputName: "aggregated-metric4",
 			OutputDimensions: dims("cluster", "test-cluster-01"),
 		},
+		{
+			Name: "Response time spread", MetricName: "http.response_time", GroupBy: []string{"service"},
+			Function: "stddev", OutputName: "http.response_time.stddev",
+		},
+		{
+			Name: "Response time p95", MetricName: "http.response_time", GroupBy: []string{"service"},
+			Function: "p95", OutputName: "http.response_time.p95",
+		},
 	}
 	if got := views(rules); !reflect.DeepEqual(got, want) {
 		t.Errorf("rules:\n got %+v\nwant %+v", got, want)

@@ -130,7 +130,9 @@ var aggregationPeriods = []aggregationPeriod{
 var recordFields = []string{"event_type", "metric_id", "tenant_id", "user_id", "resource_uuid", "region", "zone", "host"}
 
 var (
-	rollupOperations    = []string{"sum", "max", "min", "avg"}
+	// The original's four, then this build's: the spread and percentiles
+	// of the group values.
+	rollupOperations    = []string{"sum", "max", "min", "avg", "stddev", "p50", "p90", "p95", "p99"}
 	preHourlyOperations = []string{"sum", "max", "min", "avg", "rate"}
 	// defaultPreHourlyGroupBy is what pre_hourly_group_by_list ["default"]
 	// stands for.

@@ -18,10 +18,10 @@ import (
 // build adds one from an init function, and specs may then name it:
 //
 //	func init() {
-//		monascaspec.RegisterUsage("fetch_quantity_p95", monascaspec.UsageComponent{
-//			Operations: []string{"p95"},
+//		monascaspec.RegisterUsage("fetch_quantity_trimmed", monascaspec.UsageComponent{
+//			Operations: []string{"trimmed_mean"},
 //			Compile: func(*monascaspec.TransformSpec, monascaspec.TransformOptions) (monascaspec.UsagePlan, error) {
-//				return monascaspec.UsagePlan{Function: p95{}}, nil
+//				return monascaspec.UsagePlan{Function: trimmedMean{}}, nil
 //			},
 //		})
 //	}
@@ -103,7 +103,8 @@ var (
 
 func init() {
 	RegisterUsage("fetch_quantity", UsageComponent{
-		Operations: []string{"sum", "max", "min", "avg", "latest", "oldest"},
+		// stddev and the percentiles are this build's, not the original's.
+		Operations: []string{"sum", "max", "min", "avg", "latest", "oldest", "stddev", "p50", "p90", "p95", "p99"},
 		Compile:    compileFetchQuantity,
 	})
 	RegisterUsage("fetch_quantity_util", UsageComponent{
