@@ -220,7 +220,11 @@ func (e *Engine) addToRule(r *ruleState, m *monasca.Metric, p Partial, res *AddR
 		e.open++
 	}
 	w.series(idx).state.AddPartial(m.Value, p)
-	if acc := w.acc(idx); acc != nil {
+	switch acc := w.acc(idx).(type) {
+	case nil:
+	case *inputSamples:
+		acc.addFrom(inputSeriesID(m.TenantID, m), m.Timestamp, m.Value)
+	default:
 		acc.Add(m.Timestamp, m.Value)
 	}
 	if closeAt <= e.frontier {

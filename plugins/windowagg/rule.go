@@ -94,6 +94,9 @@ func (r *Rule) Validate() error {
 		if r.Rollup.Function == nil {
 			return r.errorf("rollup has no function")
 		}
+		if _, ok := r.Rollup.Function.(seriesFunc); ok {
+			return r.errorf("rollup function %s needs input series, which the group values are not", r.Rollup.Function.Name())
+		}
 		for _, k := range r.Rollup.GroupBy {
 			if r.Rollup.Ungrouped == "" && !slices.Contains(r.GroupBy, k) {
 				return r.errorf("rollup groups by %q, which is not one of the grouped dimensions %v", k, r.GroupBy)

@@ -130,8 +130,30 @@ func (e *store) AppendSnapshot(dst []byte) []byte {
 		}
 		dst, keys = appendWindows(dst, r.windows, keys)
 		dst, keys = appendWindows(dst, r.closed, keys)
+		if r.series != nil {
+			dst = appendCarried(dst, r)
+		}
 	}
 	return binary.LittleEndian.AppendUint32(dst, crc32.Checksum(dst[begin:], castagnoli))
+}
+
+// appendCarried appends, for a rule over input series, what its kept
+// closed windows carried in (uvarint n, n × (varint start, carries), by
+// start) and what it carries into its next window (carries).
+func appendCarried(dst []byte, r *ruleState) []byte {
+	var starts []int64
+	for start, w := range r.closed {
+		if w.carried != nil {
+			starts = append(starts, start)
+		}
+	}
+	slices.Sort(starts)
+	dst = binary.AppendUvarint(dst, uint64(len(starts)))
+	for _, start := range starts {
+		dst = binary.AppendVarint(dst, start)
+		dst = appendCarries(dst, r.closed[start].carried)
+	}
+	return appendCarries(dst, r.carries)
 }
 
 // accName is the name an accumulating function is recorded under.
@@ -297,9 +319,9 @@ func (e *store) RestoreSnapshot(snap []byte) error {
 	for i, rs := range e.rules {
 		rr := rules[i]
 		if rr.windows == nil {
-			rr = restoredRule{map[int64]*window{}, map[int64]*window{}}
+			rr = restoredRule{windows: map[int64]*window{}, closed: map[int64]*window{}}
 		}
-		rs.windows, rs.closed = rr.windows, rr.closed
+		rs.windows, rs.closed, rs.carries = rr.windows, rr.closed, rr.carries
 	}
 	e.open = open
 	return nil
@@ -335,6 +357,23 @@ func (e *store) checkSnapshot(snap []byte) ([]byte, error) {
 // restoredRule is what a snapshot holds for one rule of the engine.
 type restoredRule struct {
 	windows, closed map[int64]*window
+	carries         map[string]carry
+}
+
+// carried reads what appendCarried wrote into the closed windows and
+// returns the rule's carries.
+func (r *snapReader) carried(closed map[int64]*window) map[string]carry {
+	n := r.count("carried windows", 2)
+	for range n {
+		start := r.varint()
+		c := r.carries()
+		if w := closed[start]; w != nil && r.err == nil {
+			w.carried = c
+		} else if r.err == nil {
+			r.fail("carried window %d is not closed", start)
+		}
+	}
+	return r.carries()
 }
 
 // rules reads the snapshot's rules into restored, by position in engine:
@@ -363,8 +402,7 @@ func (r *snapReader) rules(engine []*ruleState, restored []restoredRule, shape s
 		}
 		shape.acc = nil
 		if acc != "" {
-			f, _ := LookupFunction(acc)
-			if shape.acc = accumulating(f); shape.acc == nil {
+			if shape.acc = accumulatorNamed(acc); shape.acc == nil {
 				r.fail("rule %q: %q keeps no accumulator in this build", name, acc)
 				break
 			}
@@ -376,6 +414,10 @@ func (r *snapReader) rules(engine []*ruleState, restored []restoredRule, shape s
 		shape.size, shape.values = int64(size), len(groupBy)
 		windows, ws := r.windows(shape)
 		closed, cs := r.windows(shape)
+		var carries map[string]carry
+		if _, ok := shape.acc.(seriesFunc); ok {
+			carries = r.carried(closed)
+		}
 		if r.err != nil {
 			break
 		}
@@ -384,7 +426,7 @@ func (r *snapReader) rules(engine []*ruleState, restored []restoredRule, shape s
 		if k < len(byName[name]) {
 			i := byName[name][k]
 			if rs := engine[i]; rs.size == int64(size) && slices.Equal(rs.GroupBy, groupBy) && accName(rs.acc) == acc {
-				restored[i] = restoredRule{windows, closed}
+				restored[i] = restoredRule{windows, closed, carries}
 				open += ws + cs
 			}
 		}
@@ -446,7 +488,10 @@ func (r *snapReader) byte() byte {
 	return r.b[r.off-1]
 }
 
-func (r *snapReader) float() float64 {
+func (r *snapReader) float() float64 { return math.Float64frombits(r.uint64()) }
+
+// uint64 reads 8 bytes little-endian.
+func (r *snapReader) uint64() uint64 {
 	if r.err != nil {
 		return 0
 	}
@@ -455,7 +500,7 @@ func (r *snapReader) float() float64 {
 		return 0
 	}
 	r.off += 8
-	return math.Float64frombits(binary.LittleEndian.Uint64(r.b[r.off-8:]))
+	return binary.LittleEndian.Uint64(r.b[r.off-8:])
 }
 
 // bytes returns a length-prefixed byte string, aliasing the snapshot.

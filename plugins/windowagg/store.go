@@ -79,8 +79,12 @@ func newStore(cfg Config, rules []Rule, bySource bool) (store, error) {
 		if accepted := size + cfg.Lag + cfg.AllowedLateness; cfg.MaxPast > 0 && cfg.MaxPast < accepted {
 			return store{}, fmt.Errorf("rule %q: past limit %v is shorter than its window %v plus lag and allowed lateness (%v)", r.Name, cfg.MaxPast, size, accepted)
 		}
-		s.rules = append(s.rules, &ruleState{Rule: r, size: size.Milliseconds(), acc: accumulating(r.Function),
-			windows: map[int64]*window{}, closed: map[int64]*window{}})
+		rs := &ruleState{Rule: r, size: size.Milliseconds(), acc: accumulating(r.Function),
+			windows: map[int64]*window{}, closed: map[int64]*window{}}
+		if sf, ok := r.Function.(seriesFunc); ok {
+			rs.series = &sf
+		}
+		s.rules = append(s.rules, rs)
 	}
 	return s, nil
 }
@@ -107,7 +111,12 @@ type ruleState struct {
 	Rule
 	size int64 // window size, ms
 	// acc is the rule's function when it keeps an Accumulator per series.
-	acc     AccumulatingFunction
+	acc AccumulatingFunction
+	// series is the rule's function when it is one over input series, and
+	// carries holds, per group (groupKey), the last sample of each input
+	// series in the last window emitted, to carry into the next one.
+	series  *seriesFunc
+	carries map[string]carry
 	windows map[int64]*window
 	// closed keeps emitted windows for Config.AllowedLateness.
 	closed map[int64]*window
@@ -121,10 +130,14 @@ type ruleState struct {
 // allocation of its own beyond its key, and growing never copies or doubles
 // the whole set.
 type window struct {
-	start  int64
-	dirty  bool             // closed, and changed since it was last emitted
-	index  map[string]int32 // series key -> series number
-	chunks [][]series
+	start int64
+	dirty bool // closed, and changed since it was last emitted
+	// carried is, for a rule over input series whose closed windows are
+	// kept for corrections, what the window's first emission carried in,
+	// per group: a correction is emitted with the same.
+	carried map[string]carry
+	index   map[string]int32 // series key -> series number
+	chunks  [][]series
 	// accs holds the series' accumulators in chunks like theirs, for a rule
 	// whose function accumulates: other rules pay nothing for them.
 	accs [][]Accumulator
@@ -390,9 +403,22 @@ func (in *interner) str(id uint32) string { return in.list[id] }
 // group, then the rule's Combiner, Rollup and naming.
 func (s *store) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
 	rows := s.groupRows(r, w)
+	carries := r.carries
+	switch {
+	case w.carried != nil: // a correction
+		carries = w.carried
+	case r.series != nil:
+		s.carryOn(r, w, rows)
+	}
 	valued := rows[:0]
 	for _, row := range rows {
-		v, ok := resultOf(r.Function, &row.State, row.Acc)
+		var v float64
+		var ok bool
+		if r.series != nil {
+			v, ok = r.series.resultIn(row.Acc, w.start, w.start+r.size, carries[groupKey(&row)])
+		} else {
+			v, ok = resultOf(r.Function, &row.State, row.Acc)
+		}
 		if !ok {
 			continue
 		}
@@ -421,6 +447,35 @@ func (s *store) emit(r *ruleState, w *window, dst []Aggregate) []Aggregate {
 		})
 	}
 	return dst
+}
+
+// carryOn records, at the first emission of window w of a rule over input
+// series, the last sample of each input series in it for the next window,
+// and keeps what w carried in for a correction when closed windows are
+// kept. rows are w's group rows.
+func (s *store) carryOn(r *ruleState, w *window, rows []Row) {
+	if s.lateness > 0 {
+		w.carried = r.carries
+		if w.carried == nil {
+			w.carried = map[string]carry{}
+		}
+	}
+	next := make(map[string]carry, len(rows))
+	for i := range rows {
+		if a, ok := rows[i].Acc.(*inputSamples); ok {
+			next[groupKey(&rows[i])] = a.last()
+		}
+	}
+	r.carries = next
+}
+
+// groupKey identifies a group row: its tenant and group values.
+func groupKey(row *Row) string {
+	key := AppendKeyPart(nil, row.TenantID)
+	for _, v := range row.Values {
+		key = AppendKeyPart(key, v)
+	}
+	return string(key)
 }
 
 // groupRows returns one row per group of a closed window, without values,
