@@ -223,6 +223,7 @@ type aggregateBuffer struct {
 	config  *bufferConfig
 	stage   stage
 	folder  *folder
+	derived *derivedStats
 	encoder *encoder
 	clock   func() time.Time
 	store   lazyStore
@@ -268,6 +269,7 @@ func newAggregateBuffer(c *bufferConfig, mgr *service.Resources, clock func() ti
 		config:        c,
 		stage:         c.stage,
 		encoder:       newEncoder(c.aggregation.output, mgr),
+		derived:       newDerivedStats(m, mgr.Logger(), c.aggregation.rules),
 		clock:         clock,
 		store:         lazyStore{res: mgr, store: c.stateStore, cache: c.stateCache, clock: clock},
 		wake:          make(chan struct{}, 1),
@@ -532,6 +534,7 @@ func (b *aggregateBuffer) closeWindows(now time.Time) {
 func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	before := l.engine.Frontier()
 	out, through := b.stage.flush(b, l, now)
+	b.derived.record()
 	if through == before && len(out) == 0 && len(l.deadLetters) == 0 {
 		return
 	}

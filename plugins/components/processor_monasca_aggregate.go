@@ -46,6 +46,7 @@ func init() {
 type aggregateProcessor struct {
 	config  *aggregationConfig
 	stats   *foldStats
+	derived *derivedStats
 	log     *invalidLog
 	encoder *encoder
 
@@ -63,6 +64,7 @@ func newAggregateProcessorFromConfig(conf *service.ParsedConfig, mgr *service.Re
 	return &aggregateProcessor{
 		config:  ac,
 		stats:   newFoldStats(mgr.Metrics(), ac.rules),
+		derived: newDerivedStats(mgr.Metrics(), mgr.Logger(), ac.rules),
 		log:     newInvalidLog(mgr.Logger()),
 		encoder: newEncoder(ac.output, mgr),
 	}, nil
@@ -79,6 +81,7 @@ func (p *aggregateProcessor) ProcessBatch(_ context.Context, batch service.Messa
 	f := newFolder(engine, p.config, p.stats, p.log)
 	f.foldBatch(batch)
 	out := append(p.encoder.encode(engine.FlushAll(nil), time.Now()), f.deadLetters...)
+	p.derived.record()
 	if len(out) == 0 {
 		return nil, nil
 	}
