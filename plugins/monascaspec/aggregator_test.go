@@ -105,6 +105,10 @@ func TestLoadAggregationSpecsShippedExample(t *testing.T) {
 			GroupBy: []string{"hostname"}, Function: "count", OutputName: "aggregated-metric4",
 			OutputDimensions: dims("cluster", "test-cluster-01"),
 		},
+		{
+			Name: "MemoryUtilisation", GroupBy: []string{"hostname", windowagg.InputKey},
+			Function: "count", OutputName: "mem.utilization_perc",
+		},
 	}
 	if got := views(rules); !reflect.DeepEqual(got, want) {
 		t.Errorf("rules:\n got %+v\nwant %+v", got, want)
