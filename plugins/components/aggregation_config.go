@@ -74,7 +74,7 @@ const originMetaKey = "monasca_origin"
 func aggregationFields() []*service.ConfigField {
 	return []*service.ConfigField{
 		service.NewStringField(maFieldAggregationSpecs).
-			Description("Path of a monasca-aggregator `aggregation-specifications.yaml` file. Keys are case-insensitive and the file is validated at start-up: an unknown function, a missing field or a rollup over dimensions that are not grouped stops the pipeline with an error naming the specification and the field. Set this, or `pre_transform_specs` and `transform_specs`.").
+			Description("Path of a monasca-aggregator `aggregation-specifications.yaml` file. Keys are case-insensitive and the file is validated at start-up: an unknown function, a missing field or a rollup over dimensions that are not grouped stops the pipeline with an error naming the specification and the field. Besides the original keys, a specification may derive its value from several metrics: `inputs` maps names to `{filteredMetricName, filteredDimensions, rejectedDimensions, function}` and `formula` is a Bloblang mapping of them (`root = this.used / this.total * 100`); a group and window lacking an input, dividing by zero or not giving a finite number gives no value and is counted in `monasca_derived_skipped_total{spec,reason}`. Set this, or `pre_transform_specs` and `transform_specs`.").
 			Example("/etc/monasca/aggregation-specifications.yaml").
 			Optional(),
 		service.NewStringField(maFieldPreTransformSpecs).

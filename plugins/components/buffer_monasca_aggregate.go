@@ -100,7 +100,9 @@ watermark until they deliver or stay quiet for `+"`idle_timeout`"+`.
 `+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages). Per specification, labelled `+"`spec`"+` with its name:
 `+"`monasca_spec_matched_total`"+` (metrics folded into its open windows), `+"`monasca_spec_corrected_total`"+`, `+"`monasca_spec_late_total`"+`,
 `+"`monasca_spec_series_limit_total`"+` (metrics it rejected for `+"`max_series_per_window`"+`) and `+"`monasca_spec_open_series`"+`. A metric that
-several specifications take counts once in the totals and once for each of them.
+several specifications take counts once in the totals and once for each of them. Derived specifications (`+"`inputs`"+` and `+"`formula`"+`)
+count the groups and windows they give no value for in `+"`monasca_derived_skipped_total{spec,reason}`"+`, reasons `+"`missing_input`"+`,
+`+"`division_by_zero`"+`, `+"`not_a_number`"+` and `+"`formula_error`"+`.
 
 == Status page
 
