@@ -100,7 +100,9 @@ watermark until they deliver or stay quiet for `+"`idle_timeout`"+`.
 `+"`monasca_frontier_ms`"+` (the least advanced input partition's, in the scale-out stages). Per specification, labelled `+"`spec`"+` with its name:
 `+"`monasca_spec_matched_total`"+` (metrics folded into its open windows), `+"`monasca_spec_corrected_total`"+`, `+"`monasca_spec_late_total`"+`,
 `+"`monasca_spec_series_limit_total`"+` (metrics it rejected for `+"`max_series_per_window`"+`) and `+"`monasca_spec_open_series`"+`. A metric that
-several specifications take counts once in the totals and once for each of them.
+several specifications take counts once in the totals and once for each of them. Derived specifications (`+"`inputs`"+` and `+"`formula`"+`)
+count the groups and windows they give no value for in `+"`monasca_derived_skipped_total{spec,reason}`"+`, reasons `+"`missing_input`"+`,
+`+"`division_by_zero`"+`, `+"`not_a_number`"+` and `+"`formula_error`"+`.
 
 == Status page
 
@@ -223,6 +225,7 @@ type aggregateBuffer struct {
 	config  *bufferConfig
 	stage   stage
 	folder  *folder
+	derived *derivedStats
 	encoder *encoder
 	clock   func() time.Time
 	store   lazyStore
@@ -268,6 +271,7 @@ func newAggregateBuffer(c *bufferConfig, mgr *service.Resources, clock func() ti
 		config:        c,
 		stage:         c.stage,
 		encoder:       newEncoder(c.aggregation.output, mgr),
+		derived:       newDerivedStats(m, mgr.Logger(), c.aggregation.rules),
 		clock:         clock,
 		store:         lazyStore{res: mgr, store: c.stateStore, cache: c.stateCache, clock: clock},
 		wake:          make(chan struct{}, 1),
@@ -532,6 +536,7 @@ func (b *aggregateBuffer) closeWindows(now time.Time) {
 func (b *aggregateBuffer) flush(l *lane, now time.Time) {
 	before := l.engine.Frontier()
 	out, through := b.stage.flush(b, l, now)
+	b.derived.record()
 	if through == before && len(out) == 0 && len(l.deadLetters) == 0 {
 		return
 	}

@@ -33,6 +33,22 @@ pipeline:
     - monasca_aggregate:
         aggregation_specs: ./aggregation-specifications.yaml
         window_size: 10s
+`).
+		Example("Derived metrics", "A specification with `inputs` and a Bloblang `formula` derives one value per group and window from several metrics: here memory utilisation per host, `avg(mem.used_mb) / max(mem.total_mb) * 100`. A host without one of the inputs in a window, or with a zero total, gets no value for it, and the skip is counted in `monasca_derived_skipped_total{spec,reason}`.", `
+# aggregation-specifications.yaml:
+#   aggregationSpecifications:
+#     - name: MemoryUtilisation
+#       aggregatedMetricName: mem.utilization_perc
+#       groupedDimensions: [hostname]
+#       inputs:
+#         used: {filteredMetricName: mem.used_mb, function: avg}
+#         total: {filteredMetricName: mem.total_mb, function: max}
+#       formula: root = this.used / this.total * 100
+pipeline:
+  processors:
+    - monasca_aggregate:
+        aggregation_specs: ./aggregation-specifications.yaml
+        window_size: 1m
 `)
 }
 
@@ -46,6 +62,7 @@ func init() {
 type aggregateProcessor struct {
 	config  *aggregationConfig
 	stats   *foldStats
+	derived *derivedStats
 	log     *invalidLog
 	encoder *encoder
 
@@ -63,6 +80,7 @@ func newAggregateProcessorFromConfig(conf *service.ParsedConfig, mgr *service.Re
 	return &aggregateProcessor{
 		config:  ac,
 		stats:   newFoldStats(mgr.Metrics(), ac.rules),
+		derived: newDerivedStats(mgr.Metrics(), mgr.Logger(), ac.rules),
 		log:     newInvalidLog(mgr.Logger()),
 		encoder: newEncoder(ac.output, mgr),
 	}, nil
@@ -79,6 +97,7 @@ func (p *aggregateProcessor) ProcessBatch(_ context.Context, batch service.Messa
 	f := newFolder(engine, p.config, p.stats, p.log)
 	f.foldBatch(batch)
 	out := append(p.encoder.encode(engine.FlushAll(nil), time.Now()), f.deadLetters...)
+	p.derived.record()
 	if len(out) == 0 {
 		return nil, nil
 	}

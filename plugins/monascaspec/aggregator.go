@@ -19,6 +19,7 @@ var (
 	aggregatorSpecKeys = []string{
 		"name", "aggregatedMetricName", "filteredMetricName", "filteredDimensions",
 		"rejectedDimensions", "groupedDimensions", "function", "rollup",
+		"inputs", "formula", // derived specifications, see aggregator_derived.go
 	}
 	aggregatorRollupKeys = []string{"function", "groupedDimensions"}
 )
@@ -54,6 +55,7 @@ func LoadAggregationSpecs(path string) ([]windowagg.Rule, []string, error) {
 //	rollup.function           Rollup.Function; no Rollup when absent
 //	rollup.groupedDimensions  Rollup.GroupBy, a subset of groupedDimensions
 //	aggregatedMetricName      OutputName (required)
+//	inputs, formula           a derived specification (see derivedSpec)
 //
 // Every problem of the file is reported in one joined error, each line as
 // "source:line: specification N ("name"): field: message", and no rules are
@@ -149,17 +151,27 @@ func (r *yamlReader) aggregationSpec(ref *specRef, n *yaml.Node) (rule windowagg
 	}
 
 	rule.OutputName = r.required(f, "aggregatedMetricName", line, at, "must have an aggregated metric name")
-	rule.MetricName = r.required(f, "filteredMetricName", line, at, "must have a filtered metric name")
-	var given bool
-	if rule.Function, given = r.function(f["function"], at.child("function")); !given {
-		r.errorf(r.lineOr(f["function"], line), at.child("function"), "must have a function")
+	var derivation *windowagg.Derivation
+	if f["inputs"] != nil || f["formula"] != nil {
+		derivation = r.derivedSpec(&rule, f, line, at)
+	} else {
+		rule.MetricName = r.required(f, "filteredMetricName", line, at, "must have a filtered metric name")
+		var given bool
+		if rule.Function, given = r.function(f["function"], at.child("function")); !given {
+			r.errorf(r.lineOr(f["function"], line), at.child("function"), "must have a function")
+		}
+		rule.Require = r.dimensions(f["filteredDimensions"], at.child("filteredDimensions"))
+		// monasca-aggregator copied filteredDimensions into every output.
+		rule.OutputDimensions = slices.Clone(rule.Require)
+		rule.Reject = r.dimensions(f["rejectedDimensions"], at.child("rejectedDimensions"))
 	}
-	rule.Require = r.dimensions(f["filteredDimensions"], at.child("filteredDimensions"))
-	// monasca-aggregator copied filteredDimensions into every output.
-	rule.OutputDimensions = slices.Clone(rule.Require)
-	rule.Reject = r.dimensions(f["rejectedDimensions"], at.child("rejectedDimensions"))
 	groupBy, groupOK := r.dimensionNames(f["groupedDimensions"], at.child("groupedDimensions"))
 	rule.GroupBy = groupBy
+	if derivation != nil {
+		// The input of each series groups last (windowagg.InputKey).
+		derivation.Key = len(groupBy)
+		rule.GroupBy = append(slices.Clip(groupBy), windowagg.InputKey)
+	}
 	rule.Rollup = r.rollup(f["rollup"], groupBy, groupOK, at.child("rollup"))
 
 	if len(r.errs) > errs {

@@ -113,6 +113,10 @@ func TestLoadAggregationSpecsShippedExample(t *testing.T) {
 			Name: "Response time p95", MetricName: "http.response_time", GroupBy: []string{"service"},
 			Function: "p95", OutputName: "http.response_time.p95",
 		},
+		{
+			Name: "MemoryUtilisation", GroupBy: []string{"hostname", windowagg.InputKey},
+			Function: "count", OutputName: "mem.utilization_perc",
+		},
 	}
 	if got := views(rules); !reflect.DeepEqual(got, want) {
 		t.Errorf("rules:\n got %+v\nwant %+v", got, want)

@@ -3,6 +3,7 @@ package monascaspec
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
@@ -78,11 +79,15 @@ type TransformSpec struct {
 	// usage_fetch_util_quantity_event_type and
 	// usage_fetch_util_idle_perc_event_type
 	UtilQuantityEventType, UtilIdlePercEventType string
-	RollupGroupBy                                []string // setter_rollup_group_by_list
-	RollupOperation                              string   // setter_rollup_operation
-	DimensionList                                []string
-	PreHourlyOperation                           string
-	PreHourlyGroupBy                             []string // pre_hourly_group_by_list
+	// usage_formula and usage_formula_inputs (variable name -> event
+	// type), of calculate_formula
+	Formula            string
+	FormulaInputs      map[string]string
+	RollupGroupBy      []string // setter_rollup_group_by_list
+	RollupOperation    string   // setter_rollup_operation
+	DimensionList      []string
+	PreHourlyOperation string
+	PreHourlyGroupBy   []string // pre_hourly_group_by_list
 }
 
 // TransformFilter is one entry of filter_by_list.
@@ -104,6 +109,7 @@ var (
 		"usage_fetch_operation", "filter_by_list", "usage_fetch_util_quantity_event_type",
 		"usage_fetch_util_idle_perc_event_type", "setter_rollup_group_by_list", "setter_rollup_operation",
 		"dimension_list", "pre_hourly_operation", "pre_hourly_group_by_list",
+		"usage_formula", "usage_formula_inputs", // calculate_formula
 	}
 	pipelineKeys = []string{"source", "usage", "setters", "insert"}
 	filterKeys   = []string{"field_to_filter", "filter_expression", "filter_operation"}
@@ -435,6 +441,13 @@ func (l *transformLoad) transformSpec(obj jsonObject, t *parsedTransform) bool {
 	}
 	s.UtilQuantityEventType = params.str("usage_fetch_util_quantity_event_type")
 	s.UtilIdlePercEventType = params.str("usage_fetch_util_idle_perc_event_type")
+	s.Formula = params.str("usage_formula")
+	if inputs, ok := params.object("usage_formula_inputs"); ok {
+		s.FormulaInputs = map[string]string{}
+		for name := range inputs.fields {
+			s.FormulaInputs[name] = inputs.str(name)
+		}
+	}
 	s.RollupGroupBy = params.strs("setter_rollup_group_by_list")
 	s.RollupOperation = params.str("setter_rollup_operation")
 	s.DimensionList = params.strs("dimension_list")
@@ -775,10 +788,14 @@ func (l *transformLoad) crossCheck(pres []parsedPre, transforms []*parsedTransfo
 		case s.MetricID == "":
 		case len(fed[s.MetricID]) == 0:
 			l.transform.warnf(t.line, at.child("metric_id"), "no pre-transform specification lists %q in its metric_id_list, so no records reach this specification", s.MetricID)
-		case s.Usage == "fetch_quantity_util":
-			for _, et := range []string{s.UtilQuantityEventType, s.UtilIdlePercEventType} {
+		case s.Usage == "fetch_quantity_util" || s.Usage == "calculate_formula":
+			eventTypes := []string{s.UtilQuantityEventType, s.UtilIdlePercEventType}
+			if s.Usage == "calculate_formula" {
+				eventTypes = slices.Sorted(maps.Values(s.FormulaInputs))
+			}
+			for _, et := range eventTypes {
 				if et != "" && !slices.Contains(fed[s.MetricID], et) {
-					l.transform.warnf(t.line, at.child("metric_id"), "no pre-transform specification of event_type %q lists %q, so fetch_quantity_util gets none of those records", et, s.MetricID)
+					l.transform.warnf(t.line, at.child("metric_id"), "no pre-transform specification of event_type %q lists %q, so %s gets none of those records", et, s.MetricID, s.Usage)
 				}
 			}
 		}

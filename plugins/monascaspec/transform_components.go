@@ -114,6 +114,10 @@ func init() {
 		Compile:    compileFetchQuantityUtil,
 	})
 	RegisterUsage("calculate_rate", UsageComponent{Compile: compileCalculateRate})
+	RegisterUsage("calculate_formula", UsageComponent{
+		Operations: []string{"sum", "max", "min", "avg", "latest", "oldest"},
+		Compile:    compileCalculateFormula,
+	})
 }
 
 // operationFunction returns the engine function of an operation that

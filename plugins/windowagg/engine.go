@@ -132,7 +132,9 @@ func New(cfg Config, rules []Rule) (*Engine, error) {
 	}
 	e := &Engine{store: st, byName: map[string][]*ruleState{}}
 	for _, r := range e.rules {
-		e.byName[r.MetricName] = append(e.byName[r.MetricName], r)
+		for _, name := range r.metricNames() {
+			e.byName[name] = append(e.byName[name], r)
+		}
 	}
 	return e, nil
 }
@@ -179,16 +181,25 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 	s := e.source(src, now)
 	s.maxTime = max(s.maxTime, m.Timestamp)
 	for _, r := range e.byName[m.Name] {
-		if r.matches(m) {
-			e.addToRule(r, m, p, &res)
+		switch {
+		case !r.matches(m):
+		case len(r.Inputs) == 0:
+			e.addToRule(r, m, nil, p, &res)
+		default:
+			for i := range r.Inputs {
+				if r.Inputs[i].matches(m) {
+					e.addToRule(r, m, &r.Inputs[i], p, &res)
+				}
+			}
 		}
 	}
 	return res
 }
 
 // addToRule folds m into its window of rule r, counting the outcome in res
-// and in the rule's counts.
-func (e *Engine) addToRule(r *ruleState, m *monasca.Metric, p Partial, res *AddResult) {
+// and in the rule's counts; in, for a rule with Inputs, is the input that
+// selected m.
+func (e *Engine) addToRule(r *ruleState, m *monasca.Metric, in *Input, p Partial, res *AddResult) {
 	start := WindowStart(m.Timestamp, r.size)
 	closeAt := start + r.size + e.lag
 	late := res.Late - res.Replayed
@@ -203,7 +214,10 @@ func (e *Engine) addToRule(r *ruleState, m *monasca.Metric, p Partial, res *AddR
 	if r.AcrossTenants {
 		tenant = ""
 	}
-	e.keyBuf = appendSeriesKey(e.keyBuf[:0], e.tenants.id(tenant), m, r.GroupBy)
+	e.keyBuf = appendSeriesKey(e.keyBuf[:0], e.tenants.id(tenant), m, r.dimensionKeys())
+	if in != nil {
+		e.keyBuf = AppendKeyPart(e.keyBuf, in.Name)
+	}
 	idx, ok := w.index[string(e.keyBuf)]
 	if !ok && e.cfg.MaxSeries > 0 && int(w.n) >= e.cfg.MaxSeries {
 		res.Rejected++

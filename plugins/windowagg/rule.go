@@ -18,6 +18,10 @@ type Rule struct {
 	Name string
 	// MetricName selects input metrics by exact name.
 	MetricName string
+	// Inputs, when set, select the metrics instead of MetricName, Require,
+	// Reject and Filters, for a value derived from several inputs (see
+	// derived.go).
+	Inputs []Input
 	// Require lists dimensions that must be present with exactly this value.
 	Require []monasca.Dimension
 	// Reject lists dimensions that exclude a metric when present with this
@@ -81,8 +85,14 @@ type Filter struct {
 // Validate reports the first problem that would make the rule unusable.
 func (r *Rule) Validate() error {
 	switch {
+	case len(r.Inputs) > 0:
+		if err := r.validateInputs(); err != nil {
+			return err
+		}
 	case r.MetricName == "":
 		return r.errorf("input metric name is empty")
+	}
+	switch {
 	case r.OutputName == "":
 		return r.errorf("output metric name is empty")
 	case r.Function == nil:
@@ -131,28 +141,37 @@ func firstDuplicate(keys []string) string {
 }
 
 // matches reports whether m passes the rule's selection (the name is matched
-// by the engine's index).
+// by the engine's index), apart from the Inputs of a rule with several.
 func (r *Rule) matches(m *monasca.Metric) bool {
-	for _, d := range r.Require {
+	if !selects(m, r.Require, r.Reject, r.Filters) {
+		return false
+	}
+	if !r.OptionalGroupBy {
+		for _, k := range r.dimensionKeys() {
+			if _, ok := m.Dimension(k); !ok {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// selects reports whether m has every required dimension, no rejected one,
+// and passes the filters.
+func selects(m *monasca.Metric, require, reject []monasca.Dimension, filters []Filter) bool {
+	for _, d := range require {
 		if v, ok := m.Dimension(d.Key); !ok || v != d.Value {
 			return false
 		}
 	}
-	for _, d := range r.Reject {
+	for _, d := range reject {
 		if v, ok := m.Dimension(d.Key); ok && (d.Value == "" || v == d.Value) {
 			return false
 		}
 	}
-	for _, f := range r.Filters {
+	for _, f := range filters {
 		if v, ok := m.Dimension(f.Dimension); !ok || f.Pattern.MatchString(v) == f.Exclude {
 			return false
-		}
-	}
-	if !r.OptionalGroupBy {
-		for _, k := range r.GroupBy {
-			if _, ok := m.Dimension(k); !ok {
-				return false
-			}
 		}
 	}
 	return true
