@@ -1,6 +1,7 @@
 package monascaspec
 
 import (
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -20,6 +21,7 @@ var (
 		"name", "aggregatedMetricName", "filteredMetricName", "filteredDimensions",
 		"rejectedDimensions", "groupedDimensions", "function", "rollup",
 		"inputs", "formula", // derived specifications, see aggregator_derived.go
+		"stateValue", // of time_in_state
 	}
 	aggregatorRollupKeys = []string{"function", "groupedDimensions"}
 )
@@ -156,10 +158,7 @@ func (r *yamlReader) aggregationSpec(ref *specRef, n *yaml.Node) (rule windowagg
 		derivation = r.derivedSpec(&rule, f, line, at)
 	} else {
 		rule.MetricName = r.required(f, "filteredMetricName", line, at, "must have a filtered metric name")
-		var given bool
-		if rule.Function, given = r.function(f["function"], at.child("function")); !given {
-			r.errorf(r.lineOr(f["function"], line), at.child("function"), "must have a function")
-		}
+		rule.Function = r.specFunction(f, line, at)
 		rule.Require = r.dimensions(f["filteredDimensions"], at.child("filteredDimensions"))
 		// monasca-aggregator copied filteredDimensions into every output.
 		rule.OutputDimensions = slices.Clone(rule.Require)
@@ -184,6 +183,37 @@ func (r *yamlReader) aggregationSpec(ref *specRef, n *yaml.Node) (rule windowagg
 	}
 	return rule, true
 }
+
+// specFunction reads the function of a specification: a registered one,
+// or time_in_state with its stateValue.
+func (r *yamlReader) specFunction(f map[string]*yaml.Node, line int, at place) windowagg.Function {
+	if name, _ := r.str(f["function"], at.child("function")); strings.EqualFold(name, timeInState) {
+		state := f["stateValue"]
+		raw, ok := r.str(state, at.child("stateValue"))
+		v, err := strconv.ParseFloat(raw, 64)
+		switch {
+		case !ok:
+		case state == nil || raw == "":
+			r.errorf(line, at.child("stateValue"), "must be the value whose time %s measures", timeInState)
+		case err != nil || math.IsNaN(v) || math.IsInf(v, 0):
+			r.errorf(r.line(state), at.child("stateValue"), "must be a finite number, not %q", raw)
+		default:
+			return windowagg.TimeInState(v)
+		}
+		return nil
+	}
+	if f["stateValue"] != nil {
+		r.errorf(r.line(f["stateValue"]), at.child("stateValue"), "is read only with function %s", timeInState)
+	}
+	fn, given := r.function(f["function"], at.child("function"))
+	if !given {
+		r.errorf(r.lineOr(f["function"], line), at.child("function"), "must have a function")
+	}
+	return fn
+}
+
+// timeInState is the function that takes a stateValue.
+const timeInState = "time_in_state"
 
 // required reads the string field key of f, reporting what is missing when
 // it is absent or empty. line is the specification's, for an absent field.

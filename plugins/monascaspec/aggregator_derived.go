@@ -109,6 +109,12 @@ func (r *yamlReader) derivedInputs(n *yaml.Node, line int, at place) (inputs []w
 		if !given {
 			r.errorf(r.lineOr(fields["function"], r.line(v)), in.child("function"), "must have a function")
 		}
+		if _, keeps := fn.(windowagg.AccumulatingFunction); keeps {
+			// An input's value comes from the running state every series
+			// keeps; these functions need one of their own.
+			r.errorf(r.line(fields["function"]), in.child("function"), "%s cannot be the function of an input; use one of sum, count, avg, min, max, latest, oldest, delta, rate", fn.Name())
+			fn = nil
+		}
 		ok = ok && fn != nil && input.MetricName != ""
 		inputs = append(inputs, input)
 		variables = append(variables, windowagg.Variable{Name: name, Match: name, Function: fn})

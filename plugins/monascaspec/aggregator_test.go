@@ -438,6 +438,22 @@ aggregationSpecifications:
 			want: []string{`test.yaml:9: specification 1 ("a"): rollup.function: unknown function "median"; known functions: ` + known},
 		},
 		{
+			name: "time_in_state without, or with a bad, stateValue; stateValue elsewhere; increase in a rollup",
+			yaml: `
+aggregationSpecifications:
+  - {name: a, aggregatedMetricName: o, filteredMetricName: i, function: time_in_state}
+  - {name: b, aggregatedMetricName: o, filteredMetricName: i, function: Time_In_State, stateValue: running}
+  - {name: c, aggregatedMetricName: o, filteredMetricName: i, function: sum, stateValue: 1}
+  - {name: d, aggregatedMetricName: o, filteredMetricName: i, function: sum, groupedDimensions: [h], rollup: {function: increase}}
+`,
+			want: []string{
+				`test.yaml:3: specification 1 ("a"): stateValue: must be the value whose time time_in_state measures`,
+				`test.yaml:4: specification 2 ("b"): stateValue: must be a finite number, not "running"`,
+				`test.yaml:5: specification 3 ("c"): stateValue: is read only with function time_in_state`,
+				`test.yaml:6: specification 4 ("d"): rule "d": rollup function increase needs input series, which the group values are not`,
+			},
+		},
+		{
 			name: "rollup groups by a dimension that is not grouped",
 			yaml: `
 aggregationSpecifications:
@@ -877,4 +893,21 @@ func FuzzParseAggregationSpecs(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseAggregationSpecsFunctionsOverInputSeries(t *testing.T) {
+	rules, _ := mustParse(t, `
+aggregationSpecifications:
+  - {name: a, aggregatedMetricName: o1, filteredMetricName: vm.net.in_bytes, function: increase, groupedDimensions: [project]}
+  - {name: b, aggregatedMetricName: o2, filteredMetricName: vm.net.in_bytes, function: counter_rate}
+  - {name: c, aggregatedMetricName: o3, filteredMetricName: vm.cpu_util, function: time_weighted_avg}
+  - {name: d, aggregatedMetricName: o4, filteredMetricName: vm.state, function: time_in_state, stateValue: 1}
+`)
+	var names []string
+	for _, r := range rules {
+		names = append(names, r.Function.Name())
+	}
+	if want := []string{"increase", "counter_rate", "time_weighted_avg", "time_in_state"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("functions %v, want %v", names, want)
+	}
 }
