@@ -117,6 +117,14 @@ func TestLoadAggregationSpecsShippedExample(t *testing.T) {
 			Name: "MemoryUtilisation", GroupBy: []string{"hostname", windowagg.InputKey},
 			Function: "count", OutputName: "mem.utilization_perc",
 		},
+		{
+			Name: "Network bytes in per project", MetricName: "vm.net.in_bytes", GroupBy: []string{"project_id"},
+			Function: "increase", OutputName: "vm.net.in_bytes.increase",
+		},
+		{
+			Name: "Running time per project", MetricName: "vm.state", GroupBy: []string{"project_id"},
+			Function: "time_in_state", OutputName: "vm.running_seconds",
+		},
 	}
 	if got := views(rules); !reflect.DeepEqual(got, want) {
 		t.Errorf("rules:\n got %+v\nwant %+v", got, want)

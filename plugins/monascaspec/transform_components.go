@@ -103,8 +103,9 @@ var (
 
 func init() {
 	RegisterUsage("fetch_quantity", UsageComponent{
-		// stddev and the percentiles are this build's, not the original's.
-		Operations: []string{"sum", "max", "min", "avg", "latest", "oldest", "stddev", "p50", "p90", "p95", "p99"},
+		// From stddev on, this build's, not the original's.
+		Operations: []string{"sum", "max", "min", "avg", "latest", "oldest", "stddev", "p50", "p90", "p95", "p99",
+			"increase", "counter_rate", "time_weighted_avg"},
 		Compile:    compileFetchQuantity,
 	})
 	RegisterUsage("fetch_quantity_util", UsageComponent{

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -400,5 +401,56 @@ func TestInsertNamerFields(t *testing.T) {
 	name, dims, ok := n.Name(nil, row, true)
 	if want := []monasca.Dimension{{Key: "app", Value: "wordpress"}, {Key: "host", Value: "all"}, {Key: "project_id", Value: "t1"}}; name != "x_agg" || !ok || !reflect.DeepEqual(dims, want) {
 		t.Errorf("got %q %v %v, want x_agg %v", name, dims, ok, want)
+	}
+}
+
+// TestTransformRulesNewOperations runs case A's specification with this
+// build's operations of fetch_quantity and rollup_quantity: the four
+// samples 4096, 2048, 8192, 1024 of one host. Their population standard
+// deviation is 2685.5...; their 95th percentile is the value at rank 2 of
+// 0..3, 4096, within 1 %; as a counter they rise by 6144 and reset twice
+// (to 2048, to 1024), an increase of 6144 + 2048 + 1024 = 9216.
+func TestTransformRulesNewOperations(t *testing.T) {
+	const t0 = 1453308000000 // 2016-01-20 16:40:00
+	var records []input
+	for i, v := range []float64{4096, 2048, 8192, 1024} {
+		ts := t0 + []int64{0, 16_000, 31_000, 46_000}[i]
+		records = append(records, record("mem_total_all", "mem.total_mb", ts, v, "host", "mini-mon", "tenant_id", "583d49ab6aca482da653dd838deaf538"))
+	}
+	dir := filepath.Join(conformancedata.Dir(t), "specs", "cases", "A")
+	pre, err := os.ReadFile(filepath.Join(dir, "pre_transform_specs.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := os.ReadFile(filepath.Join(dir, "transform_specs_avg.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean := (4096.0 + 2048 + 8192 + 1024) / 4
+	ss := 0.0
+	for _, v := range []float64{4096, 2048, 8192, 1024} {
+		ss += (v - mean) * (v - mean)
+	}
+	for _, tt := range []struct {
+		fetch, rollup string
+		value, within float64
+	}{
+		{"stddev", "sum", math.Sqrt(ss / 4), 1e-9},
+		{"p95", "sum", 4096, 0.01},
+		{"increase", "sum", 9216, 1e-9},
+		{"avg", "p99", 3840, 0.01}, // one host: the p99 of one value
+	} {
+		t.Run(tt.fetch+"/"+tt.rollup, func(t *testing.T) {
+			spec := strings.Replace(string(base), `"usage_fetch_operation":"avg"`, `"usage_fetch_operation":"`+tt.fetch+`"`, 1)
+			spec = strings.Replace(spec, `"setter_rollup_operation":"sum"`, `"setter_rollup_operation":"`+tt.rollup+`"`, 1)
+			specs, _, err := ParseTransformSpecs(pre, []byte(spec), "pre", "transform", TransformOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := runRules(t, specs.Rules, records...)
+			if len(got) != 1 || math.Abs(got[0].Value-tt.value) > tt.within*tt.value {
+				t.Fatalf("got %+v, want %v within %v", got, tt.value, tt.within)
+			}
+		})
 	}
 }

@@ -240,30 +240,30 @@ func newBenchMerger(b *testing.B, cfg Config, rules []Rule) *Merger {
 }
 
 // BenchmarkAccumulatingAdd is BenchmarkEngineAdd with every rule's function
-// replaced by one that keeps an accumulator.
+// replaced by one that keeps an accumulator, in a window of an hour that
+// samples fill in time order, one per host and name every second.
 func BenchmarkAccumulatingAdd(b *testing.B) {
-	for _, name := range []string{"stddev", "p95"} {
+	for _, name := range []string{"avg", "stddev", "p95", "increase", "time_weighted_avg"} {
 		b.Run(name, func(b *testing.B) {
 			start := int64(1704067200000)
-			metrics := realisticMetrics(6*500*60, start)
+			metrics := realisticMetrics(6*500, start) // one second of samples
 			clock := time.UnixMilli(start)
 			rules := realisticRules(b)
 			f, _ := LookupFunction(name)
 			for i := range rules {
 				rules[i].Function = f
 			}
-			e, err := New(Config{Window: time.Minute, Lag: 2 * time.Second, IdleTimeout: time.Minute, MaxFuture: time.Hour,
+			e, err := New(Config{Window: time.Hour, Lag: 2 * time.Second, IdleTimeout: time.Minute, MaxFuture: 2 * time.Hour,
 				Clock: func() time.Time { return clock }}, rules)
 			if err != nil {
 				b.Fatal(err)
 			}
-			for i := range metrics {
-				e.Add(Source{}, &metrics[i])
-			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				e.Add(Source{}, &metrics[i%len(metrics)])
+				m := metrics[i%len(metrics)]
+				m.Timestamp = start + int64(i/len(metrics))%3_600*1000
+				e.Add(Source{}, &m)
 			}
 		})
 	}
@@ -273,7 +273,7 @@ func BenchmarkAccumulatingAdd(b *testing.B) {
 // rule whose function keeps an accumulator, with 60 samples per series
 // spread over two orders of magnitude (a minute of one-second latencies).
 func BenchmarkAccumulatorMemoryPerSeries(b *testing.B) {
-	for _, name := range []string{"avg", "stddev", "p95"} {
+	for _, name := range []string{"avg", "stddev", "p95", "increase"} {
 		b.Run(name, func(b *testing.B) {
 			start := int64(1704067200000)
 			f, _ := LookupFunction(name)

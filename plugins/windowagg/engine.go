@@ -121,6 +121,9 @@ type Engine struct {
 	store
 	byName map[string][]*ruleState // by metric name
 	sample monasca.Metric          // AddSample's and AddPartial's, see asMetric
+	// inputID is the input series of the metric being added, 0 until a
+	// rule over input series needs it (see inputSeriesID).
+	inputID uint64
 }
 
 // New builds an engine for rules. Rules are validated here, so an unknown or
@@ -180,6 +183,7 @@ func (e *Engine) add(src Source, m *monasca.Metric, p Partial) AddResult {
 	}
 	s := e.source(src, now)
 	s.maxTime = max(s.maxTime, m.Timestamp)
+	e.inputID = 0 // computed for m by the first rule over input series
 	for _, r := range e.byName[m.Name] {
 		switch {
 		case !r.matches(m):
@@ -237,7 +241,10 @@ func (e *Engine) addToRule(r *ruleState, m *monasca.Metric, in *Input, p Partial
 	switch acc := w.acc(idx).(type) {
 	case nil:
 	case *inputSamples:
-		acc.addFrom(inputSeriesID(m.TenantID, m), m.Timestamp, m.Value)
+		if e.inputID == 0 {
+			e.inputID = inputSeriesID(m.TenantID, m)
+		}
+		acc.addFrom(e.inputID, m.Timestamp, m.Value)
 	default:
 		acc.Add(m.Timestamp, m.Value)
 	}
