@@ -106,7 +106,7 @@ func init() {
 		// From stddev on, this build's, not the original's.
 		Operations: []string{"sum", "max", "min", "avg", "latest", "oldest", "stddev", "p50", "p90", "p95", "p99",
 			"increase", "counter_rate", "time_weighted_avg"},
-		Compile:    compileFetchQuantity,
+		Compile: compileFetchQuantity,
 	})
 	RegisterUsage("fetch_quantity_util", UsageComponent{
 		// The original refused sum, max and min: the total and the idle
