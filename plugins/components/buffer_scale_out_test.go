@@ -154,7 +154,7 @@ func TestMergeStageRejectsMismatchedStages(t *testing.T) {
 }
 
 // TestScaleOutAccumulatorsMatchOneInstance: functions with accumulators
-// (stddev, a percentile) travel through the partials topic's JSON and give
+// (stddev, a percentile, a counter's increase) travel through the partials topic's JSON and give
 // the single instance's values.
 func TestScaleOutAccumulatorsMatchOneInstance(t *testing.T) {
 	specs := writeSpecsText(t, `
@@ -167,6 +167,10 @@ aggregationSpecifications:
     aggregatedMetricName: cpu.p90
     filteredMetricName: cpu
     function: p90
+  - name: increase
+    aggregatedMetricName: cpu.increase
+    filteredMetricName: cpu
+    function: increase
 `)
 	var input []*service.Message
 	for i := range 40 {
@@ -211,7 +215,8 @@ aggregationSpecifications:
 		write(t, two, onPartition(msg.Copy(), "partials", n, i))
 	}
 	got := values(drain(t, two, clock))
-	if len(want) != 2 || len(got) != 2 || math.Abs(got["cpu.stddev"]-want["cpu.stddev"]) > 1e-9*want["cpu.stddev"] || got["cpu.p90"] != want["cpu.p90"] {
+	if len(want) != 3 || len(got) != 3 || math.Abs(got["cpu.stddev"]-want["cpu.stddev"]) > 1e-9*want["cpu.stddev"] ||
+		got["cpu.p90"] != want["cpu.p90"] || got["cpu.increase"] != want["cpu.increase"] {
 		t.Fatalf("two stages %v, one instance %v", got, want)
 	}
 }
