@@ -142,7 +142,13 @@ func BenchmarkEngineMemoryPerSeries(b *testing.B) {
 		metrics[i] = monasca.Metric{Name: "cpu.idle_perc", Timestamp: start, Value: 1, TenantID: fmt.Sprintf("%032x", i%10), Region: "useast",
 			Dimensions: []monasca.Dimension{{Key: "hostname", Value: fmt.Sprintf("compute-%06d", i)}}}
 	}
-	clock := time.UnixMilli(start)
+	reportHeapPerSeries(b, rules, metrics, series)
+}
+
+// reportHeapPerSeries reports the heap an engine with rules holds after
+// adding metrics, per series.
+func reportHeapPerSeries(b *testing.B, rules []Rule, metrics []monasca.Metric, series int) {
+	clock := time.UnixMilli(metrics[0].Timestamp)
 	var perSeries float64
 	for i := 0; i < b.N; i++ {
 		var before, after runtime.MemStats
@@ -154,7 +160,7 @@ func BenchmarkEngineMemoryPerSeries(b *testing.B) {
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)
-		perSeries = float64(after.HeapAlloc-before.HeapAlloc) / series
+		perSeries = float64(after.HeapAlloc-before.HeapAlloc) / float64(series)
 		runtime.KeepAlive(e)
 	}
 	b.ReportMetric(perSeries, "bytes/series")
@@ -285,22 +291,7 @@ func BenchmarkAccumulatorMemoryPerSeries(b *testing.B) {
 				metrics[i] = monasca.Metric{Name: "lat", Timestamp: start + int64(i/series)*1000, Value: math.Exp(rng.Float64() * 4.6), TenantID: "t",
 					Dimensions: []monasca.Dimension{{Key: "hostname", Value: fmt.Sprintf("compute-%06d", i%series)}}}
 			}
-			clock := time.UnixMilli(start)
-			var perSeries float64
-			for i := 0; i < b.N; i++ {
-				var before, after runtime.MemStats
-				runtime.GC()
-				runtime.ReadMemStats(&before)
-				e, _ := New(Config{Window: time.Minute, IdleTimeout: time.Minute, MaxFuture: time.Hour, Clock: func() time.Time { return clock }}, rules)
-				for j := range metrics {
-					e.Add(Source{}, &metrics[j])
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				perSeries = float64(after.HeapAlloc-before.HeapAlloc) / series
-				runtime.KeepAlive(e)
-			}
-			b.ReportMetric(perSeries, "bytes/series")
+			reportHeapPerSeries(b, rules, metrics, series)
 		})
 	}
 }

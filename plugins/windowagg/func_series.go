@@ -3,6 +3,7 @@ package windowagg
 import (
 	"encoding/binary"
 	"errors"
+	"maps"
 	"math"
 	"slices"
 
@@ -190,14 +191,7 @@ func (a *inputSamples) Merge(o Accumulator) {
 
 // ids returns the input series in order, so that results and encodings do
 // not depend on the map's order.
-func (a *inputSamples) ids() []uint64 {
-	ids := make([]uint64, 0, len(a.by))
-	for in := range a.by {
-		ids = append(ids, in)
-	}
-	slices.Sort(ids)
-	return ids
-}
+func (a *inputSamples) ids() []uint64 { return slices.Sorted(maps.Keys(a.by)) }
 
 // last returns each input series' last sample.
 func (a *inputSamples) last() carry {
@@ -287,20 +281,12 @@ func inputSeriesID(tenant string, m *monasca.Metric) uint64 {
 // appendCarries appends carries: uvarint n, n × (string group key, uvarint
 // k, k × (8-byte id, varint time, 8-byte value)), in key and id order.
 func appendCarries(dst []byte, carries map[string]carry) []byte {
-	keys := make([]string, 0, len(carries))
-	for k := range carries {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
+	keys := slices.Sorted(maps.Keys(carries))
 	dst = binary.AppendUvarint(dst, uint64(len(keys)))
 	for _, k := range keys {
 		c := carries[k]
 		dst = AppendKeyPart(dst, k)
-		ids := make([]uint64, 0, len(c))
-		for in := range c {
-			ids = append(ids, in)
-		}
-		slices.Sort(ids)
+		ids := slices.Sorted(maps.Keys(c))
 		dst = binary.AppendUvarint(dst, uint64(len(ids)))
 		for _, in := range ids {
 			dst = binary.LittleEndian.AppendUint64(dst, in)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"math"
 	"math/bits"
 	"slices"
@@ -196,11 +197,7 @@ func boolByte(b bool) byte {
 // appendWindows appends the windows of one map in start order. keys is
 // scratch space, returned for reuse.
 func appendWindows(dst []byte, ws map[int64]*window, keys []string) ([]byte, []string) {
-	starts := make([]int64, 0, len(ws))
-	for start := range ws {
-		starts = append(starts, start)
-	}
-	slices.Sort(starts)
+	starts := slices.Sorted(maps.Keys(ws))
 	dst = binary.AppendUvarint(dst, uint64(len(starts)))
 	for _, start := range starts {
 		w := ws[start]
