@@ -219,4 +219,15 @@ aggregationSpecifications:
 		got["cpu.p90"] != want["cpu.p90"] || got["cpu.increase"] != want["cpu.increase"] {
 		t.Fatalf("two stages %v, one instance %v", got, want)
 	}
+
+	// Stage one replays after a crash: the same states, accumulators
+	// included, change nothing.
+	for i, msg := range partials {
+		p, _ := msg.MetaGet(partitionMetaKey)
+		n, _ := strconv.Atoi(p)
+		write(t, two, onPartition(msg.Copy(), "partials", n, len(partials)+i))
+	}
+	if out := drain(t, two, clock); len(out) != 0 {
+		t.Fatalf("a replay of stage one's states was emitted again: %d messages", len(out))
+	}
 }

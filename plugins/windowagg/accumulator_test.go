@@ -263,3 +263,43 @@ func TestRollupWithAccumulatingFunction(t *testing.T) {
 		t.Fatalf("rollup p90 %+v, want 90 within 1 %%", out)
 	}
 }
+
+// TestReplayedAccumulatorsAreRecognised: with closed windows kept for
+// corrections, stage one's replay of the same states, accumulators
+// included, is a replay, not a correction to emit again.
+func TestReplayedAccumulatorsAreRecognised(t *testing.T) {
+	clock := &fakeClock{now: time.UnixMilli(t0 + 60_000)}
+	rules := accRules(t)
+	rules = append(rules, seriesRules(t)[0])
+	stage1 := newTestEngine(t, clock, rules...)
+	rng := rand.New(rand.NewPCG(2, 2))
+	for i := range 300 {
+		v := rng.Float64() * 100
+		stage1.Add(p0, metric("lat", t0+int64(i)*30, v, "t", "host", fmt.Sprint(i%3)))
+		stage1.Add(p0, metric("vm.net.in_bytes", t0+int64(i)*30, float64(i), "t", "project", "p", "vm", fmt.Sprint(i%4)))
+	}
+	states, _ := stage1.FlushStates(nil)
+	two := newStageTwo(t, clock, time.Minute, rules...)
+	contribute := func(pos int64) AddResult {
+		var total AddResult
+		for i := range states {
+			r, err := two.Contribute(p0, pos, &states[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			total.Merge(r)
+		}
+		return total
+	}
+	contribute(1)
+	two.Progress(p0, 1, t0+12_000, false)
+	if out, _ := two.Flush(nil); len(out) != len(states) {
+		t.Fatalf("%d aggregates for %d states", len(out), len(states))
+	}
+	if r := contribute(2); r.Corrected != 0 || r.Replayed != len(states) {
+		t.Fatalf("a replay of %d states: %+v", len(states), r)
+	}
+	if out, _ := two.Flush(nil); len(out) != 0 {
+		t.Fatalf("a replay was emitted again: %v", aggregateLines(out))
+	}
+}

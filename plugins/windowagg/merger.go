@@ -83,7 +83,7 @@ func (m *Merger) Contribute(src Source, pos int64, s *SeriesState) (res AddResul
 		idx = w.newSeries(m.regions.id(s.Region), acc)
 		w.index[string(m.keyBuf)] = idx
 		m.open++
-	case pos < w.series(idx).position, closeAt <= m.frontier && m.holds(w, idx, s):
+	case pos < w.series(idx).position, closeAt <= m.frontier && m.holds(w, idx, s, acc):
 		// Stale, or a replay of what the closed window already holds.
 		res.Late++
 		res.Replayed++
@@ -104,13 +104,16 @@ func (m *Merger) Contribute(src Source, pos int64, s *SeriesState) (res AddResul
 	return res, nil
 }
 
-// holds reports whether series idx of w is s already.
-func (m *Merger) holds(w *window, idx int32, s *SeriesState) bool {
+// holds reports whether series idx of w is s already, with accumulator
+// acc (decoded from s). Accumulators compare by their encodings, both of
+// decoded accumulators, so that how a sketch happens to store its bins
+// cannot tell equal ones apart.
+func (m *Merger) holds(w *window, idx int32, s *SeriesState, acc Accumulator) bool {
 	if w.series(idx).state != s.State {
 		return false
 	}
-	acc := w.acc(idx)
-	return acc == nil || bytes.Equal(acc.AppendBinary(nil), s.Acc)
+	held := w.acc(idx)
+	return held == nil || bytes.Equal(held.AppendBinary(nil), acc.AppendBinary(nil))
 }
 
 // checkContribution reports a state that does not fit r, the rule it names
