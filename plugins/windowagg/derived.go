@@ -158,6 +158,8 @@ type Skipped struct {
 	Err    error
 }
 
+// Combine joins the group rows of one window by group and evaluates the
+// formula for each group that has every variable (see Derivation).
 func (d *Derivation) Combine(_ *Rule, rows []Row) []Row {
 	type group struct {
 		row    Row

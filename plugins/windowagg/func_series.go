@@ -25,6 +25,9 @@ func init() {
 	RegisterFunction(seriesFunc{name: "increase", value: increase})
 	RegisterFunction(seriesFunc{name: "counter_rate", value: counterRate})
 	RegisterFunction(seriesFunc{name: "time_weighted_avg", value: timeWeightedAvg})
+	// Registered for its name (snapshots, error messages); specifications
+	// build theirs with TimeInState and their state value.
+	RegisterFunction(TimeInState(0))
 }
 
 // TimeInState returns the function time_in_state for state: the seconds of
@@ -312,14 +315,4 @@ func (r *snapReader) carries() map[string]carry {
 		out[key] = c
 	}
 	return out
-}
-
-// accumulatorNamed returns the accumulating function a snapshot names, nil
-// when this build has none of that name.
-func accumulatorNamed(name string) AccumulatingFunction {
-	if name == timeInStateName {
-		return TimeInState(0).(AccumulatingFunction) // decoding needs no state
-	}
-	f, _ := LookupFunction(name)
-	return accumulating(f)
 }

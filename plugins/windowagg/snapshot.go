@@ -399,7 +399,8 @@ func (r *snapReader) rules(engine []*ruleState, restored []restoredRule, shape s
 		}
 		shape.acc = nil
 		if acc != "" {
-			if shape.acc = accumulatorNamed(acc); shape.acc == nil {
+			f, _ := LookupFunction(acc) // decoding needs no parameter of it
+			if shape.acc = accumulating(f); shape.acc == nil {
 				r.fail("rule %q: %q keeps no accumulator in this build", name, acc)
 				break
 			}
