@@ -193,3 +193,55 @@ func vmExpected(samples []vmSample, window time.Duration) map[aggID]expectedAgg 
 	}
 	return out
 }
+
+// TestFunctionsOverInputSeriesAcrossStages runs the same VMs through the
+// two scale-out stages (pipelines/scale-out), killing the stage-one
+// instance three times mid-stream and then the stage-two instance once it
+// has published part of the windows: stage one ships each window's samples
+// by input series in its partials, stage two merges every partition's and
+// carries each VM's last sample into the next window (in its checkpoints),
+// and every window must have the reference value of one instance.
+func TestFunctionsOverInputSeriesAcrossStages(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer cancel()
+	specs := filepath.Join(t.TempDir(), "specs.yaml")
+	if err := os.WriteFile(specs, []byte(seriesSpecs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := restartConfig
+	cfg.partitions = map[string]int32{"partials": 4}
+	e := newEnv(t, cfg)
+	rng := newRand(t)
+	metrics, recs := vmBacklog(rng, time.Now(), cfg.window, 200)
+	expected := vmExpected(metrics, cfg.window)
+	c := e.collect(ctx)
+	common := []string{"AGGREGATION_SPECS=" + specs, "WINDOW_SIZE=" + cfg.window.String(), "WINDOW_LAG=" + cfg.lag.String(),
+		"PARTIALS_TOPIC=partials", "CHECKPOINT_INTERVAL=100ms"}
+	stage1 := procSpec{name: "stage1", pipeline: filepath.Join("scale-out", "stage1.yaml"), group: e.group + "-stage1",
+		env: append(slices.Clone(common), "IDLE_TIMEOUT=5s")}
+	stage2 := procSpec{name: "stage2", pipeline: filepath.Join("scale-out", "stage2.yaml"), group: e.group + "-stage2", env: common}
+	two := e.startProc(stage2)
+
+	started := time.Now()
+	part := len(recs) / 4
+	for i := range 3 {
+		e.produce(ctx, recs[i*part:(i+1)*part])
+		p := e.startProc(stage1)
+		consuming := harness.WaitUntil(ctx, 40*time.Second, func() bool { return received(ctx, p) > 0 })
+		d := time.Duration(rng.Int64N(int64(600 * time.Millisecond)))
+		harness.Sleep(ctx, d)
+		p.Kill()
+		t.Logf("%s SIGKILL of stage one #%d %v after it started consuming (consuming: %v; %d outputs so far)", wallClock(), i+1, d.Round(time.Millisecond), consuming, c.count())
+	}
+	e.produce(ctx, recs[3*part:])
+	e.startProc(stage1)
+	published := harness.WaitUntil(ctx, time.Minute, func() bool { return c.count() > len(expected)/3 })
+	two.Kill()
+	t.Logf("%s SIGKILL of stage two (published a third: %v; %d outputs so far)", wallClock(), published, c.count())
+	e.startProc(stage2)
+	if !harness.WaitUntil(ctx, time.Minute, func() bool { return allSeen(expected, c.outputs()) }) {
+		t.Errorf("not every expected aggregate arrived within a minute of the last start")
+	}
+	t.Logf("%s %d outputs %v after the first start", wallClock(), c.count(), time.Since(started).Round(time.Millisecond))
+	checkOutputs(t, expected, c.outputs(), started, true)
+}
