@@ -45,10 +45,7 @@ aggregationSpecifications:
 func TestFunctionsOverInputSeriesSurviveKills(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	specs := filepath.Join(t.TempDir(), "specs.yaml")
-	if err := os.WriteFile(specs, []byte(seriesSpecs), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	specs := writeSeriesSpecs(t)
 	cfg := restartConfig
 	cfg.env = []string{"AGGREGATION_SPECS=" + specs, "WINDOW_SIZE=" + cfg.window.String(),
 		"WINDOW_LAG=" + cfg.lag.String(), "IDLE_TIMEOUT=" + cfg.idle.String(), "CHECKPOINT_INTERVAL=100ms"}
@@ -60,22 +57,41 @@ func TestFunctionsOverInputSeriesSurviveKills(t *testing.T) {
 	t.Logf("%d samples of %d VMs over 200 windows: %d aggregates expected", len(recs), vms, len(expected))
 
 	started := time.Now()
-	part := len(recs) / 4
-	for i := range 3 {
-		e.produce(ctx, recs[i*part:(i+1)*part])
-		p := e.start()
-		consuming := harness.WaitUntil(ctx, 40*time.Second, func() bool { return received(ctx, p) > 0 })
-		d := time.Duration(rng.Int64N(int64(600 * time.Millisecond)))
-		harness.Sleep(ctx, d)
-		p.Kill()
-		t.Logf("%s SIGKILL #%d %v after it started consuming (consuming: %v; %d outputs so far)", wallClock(), i+1, d.Round(time.Millisecond), consuming, c.count())
-	}
-	e.produce(ctx, recs[3*part:])
-	e.start()
+	produceWithKills(ctx, t, e, rng, c, recs, e.start)
 	if e.waitDrained(ctx, c) {
 		t.Logf("drained %v after the first start", time.Since(started).Round(time.Millisecond))
 	}
 	checkOutputs(t, expected, c.outputs(), started, true)
+}
+
+// writeSeriesSpecs writes seriesSpecs to a file and returns its path.
+func writeSeriesSpecs(t *testing.T) string {
+	t.Helper()
+	specs := filepath.Join(t.TempDir(), "specs.yaml")
+	if err := os.WriteFile(specs, []byte(seriesSpecs), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return specs
+}
+
+// produceWithKills produces recs in four parts: after each of the first
+// three it starts an instance and kills it at a random moment while it
+// consumes; after the last it starts one that is left running.
+func produceWithKills(ctx context.Context, t *testing.T, e *testEnv, rng *rand.Rand, c *collector, recs []*kgo.Record, start func() *process) {
+	t.Helper()
+	part := len(recs) / 4
+	for i := range 3 {
+		e.produce(ctx, recs[i*part:(i+1)*part])
+		p := start()
+		consuming := harness.WaitUntil(ctx, 40*time.Second, func() bool { return received(ctx, p) > 0 })
+		d := time.Duration(rng.Int64N(int64(600 * time.Millisecond)))
+		harness.Sleep(ctx, d)
+		p.Kill()
+		t.Logf("%s SIGKILL #%d%s %v after it started consuming (consuming: %v; %d outputs so far)",
+			wallClock(), i+1, p.label(), d.Round(time.Millisecond), consuming, c.count())
+	}
+	e.produce(ctx, recs[3*part:])
+	start()
 }
 
 // vmSample is one sample of the VM backlog.
@@ -204,10 +220,7 @@ func vmExpected(samples []vmSample, window time.Duration) map[aggID]expectedAgg 
 func TestFunctionsOverInputSeriesAcrossStages(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
 	defer cancel()
-	specs := filepath.Join(t.TempDir(), "specs.yaml")
-	if err := os.WriteFile(specs, []byte(seriesSpecs), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	specs := writeSeriesSpecs(t)
 	cfg := restartConfig
 	cfg.partitions = map[string]int32{"partials": 4}
 	e := newEnv(t, cfg)
@@ -223,18 +236,7 @@ func TestFunctionsOverInputSeriesAcrossStages(t *testing.T) {
 	two := e.startProc(stage2)
 
 	started := time.Now()
-	part := len(recs) / 4
-	for i := range 3 {
-		e.produce(ctx, recs[i*part:(i+1)*part])
-		p := e.startProc(stage1)
-		consuming := harness.WaitUntil(ctx, 40*time.Second, func() bool { return received(ctx, p) > 0 })
-		d := time.Duration(rng.Int64N(int64(600 * time.Millisecond)))
-		harness.Sleep(ctx, d)
-		p.Kill()
-		t.Logf("%s SIGKILL of stage one #%d %v after it started consuming (consuming: %v; %d outputs so far)", wallClock(), i+1, d.Round(time.Millisecond), consuming, c.count())
-	}
-	e.produce(ctx, recs[3*part:])
-	e.startProc(stage1)
+	produceWithKills(ctx, t, e, rng, c, recs, func() *process { return e.startProc(stage1) })
 	published := harness.WaitUntil(ctx, time.Minute, func() bool { return c.count() > len(expected)/3 })
 	two.Kill()
 	t.Logf("%s SIGKILL of stage two (published a third: %v; %d outputs so far)", wallClock(), published, c.count())
