@@ -47,14 +47,44 @@ func randomSamples(rng *rand.Rand, n int) []refSample {
 		}
 		out[i] = refSample{host: host, ts: t0 + int64(i)*30_000/int64(n), value: v}
 	}
-	// Out of order within a second, inside the lag.
-	for i := range out {
-		j := min(len(out)-1, i+rng.IntN(20))
-		if out[j].ts-out[i].ts < 1_000 {
-			out[i], out[j] = out[j], out[i]
+	shuffleWithinLag(rng, out, 20, func(s refSample) int64 { return s.ts })
+	return out
+}
+
+// shuffleWithinLag swaps samples of s, which are in time order, with one up
+// to reach places later when they are less than a second apart: out of
+// order, but inside the tests' lag.
+func shuffleWithinLag[T any](rng *rand.Rand, s []T, reach int, ts func(T) int64) {
+	for i := range s {
+		j := min(len(s)-1, i+rng.IntN(reach))
+		if ts(s[j])-ts(s[i]) < 1_000 {
+			s[i], s[j] = s[j], s[i]
 		}
 	}
-	return out
+}
+
+// throughStages runs samples through three stage-one engines, add folding
+// into the engine of partition p what goes there, and a Merger with rules,
+// and returns what the Merger emits.
+func throughStages(t *testing.T, clock *fakeClock, rules []Rule, add func(p int32, src Source, e *Engine)) []Aggregate {
+	t.Helper()
+	merger := newStageTwo(t, clock, 0, rules...)
+	for p := range int32(3) {
+		src := Source{Stream: "metrics", Partition: p}
+		stage1 := newTestEngine(t, clock, rules...)
+		add(p, src, stage1)
+		clock.advance(time.Minute) // every source idle: everything closes
+		states, _ := stage1.FlushStates(nil)
+		clock.advance(-time.Minute)
+		for i := range states {
+			if _, err := merger.Contribute(src, int64(i), &states[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		merger.Progress(src, int64(len(states)), math.MaxInt64-1, true)
+	}
+	got, _ := merger.Flush(nil)
+	return got
 }
 
 // reference computes, without the engine, every rule's value per window
@@ -207,26 +237,13 @@ func TestAccumulatorsMergeAcrossStages(t *testing.T) {
 	addAll(one, p0, samples)
 	want := one.FlushAll(nil)
 
-	merger := newStageTwo(t, clock, 0, accRules(t)...)
-	for p := range int32(3) {
-		src := Source{Stream: "metrics", Partition: p}
-		stage1 := newTestEngine(t, clock, accRules(t)...)
+	got := throughStages(t, clock, accRules(t), func(p int32, src Source, e *Engine) {
 		for i, s := range samples {
 			if int32(i%3) == p {
-				stage1.Add(src, metric("lat", s.ts, s.value, "t", "host", s.host))
+				e.Add(src, metric("lat", s.ts, s.value, "t", "host", s.host))
 			}
 		}
-		clock.advance(time.Minute) // every source idle: everything closes
-		states, _ := stage1.FlushStates(nil)
-		clock.advance(-time.Minute)
-		for i := range states {
-			if _, err := merger.Contribute(src, int64(i), &states[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		merger.Progress(src, int64(len(states)), math.MaxInt64-1, true)
-	}
-	got, _ := merger.Flush(nil)
+	})
 	byKey := func(aggs []Aggregate) map[string]float64 {
 		m := map[string]float64{}
 		for _, a := range aggs {

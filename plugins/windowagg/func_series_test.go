@@ -55,12 +55,7 @@ func randomVMSamples(rng *rand.Rand) []vmSample {
 		}
 	}
 	slices.SortFunc(out, func(a, b vmSample) int { return int(a.ts - b.ts) })
-	for i := range out {
-		j := min(len(out)-1, i+rng.IntN(8))
-		if out[j].ts-out[i].ts < 1_000 {
-			out[i], out[j] = out[j], out[i]
-		}
-	}
+	shuffleWithinLag(rng, out, 8, func(s vmSample) int64 { return s.ts })
 	return out
 }
 
@@ -229,30 +224,17 @@ func TestSeriesFunctionsAcrossStages(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	samples := randomVMSamples(rng)
 	clock := &fakeClock{now: time.UnixMilli(t0 + 120_000)}
-	merger := newStageTwo(t, clock, 0, seriesRules(t)...)
 	part := make([]int32, len(samples))
 	for i := range part {
 		part[i] = rng.Int32N(3)
 	}
-	for p := range int32(3) {
-		src := Source{Stream: "metrics", Partition: p}
-		stage1 := newTestEngine(t, clock, seriesRules(t)...)
+	got := throughStages(t, clock, seriesRules(t), func(p int32, src Source, e *Engine) {
 		for i, s := range samples {
 			if part[i] == p {
-				stage1.Add(src, metric(s.name, s.ts, s.value, "t", "project", s.project, "vm", s.vm, "host", "h-"+s.vm))
+				e.Add(src, metric(s.name, s.ts, s.value, "t", "project", s.project, "vm", s.vm, "host", "h-"+s.vm))
 			}
 		}
-		clock.advance(time.Minute)
-		states, _ := stage1.FlushStates(nil)
-		clock.advance(-time.Minute)
-		for i := range states {
-			if _, err := merger.Contribute(src, int64(i), &states[i]); err != nil {
-				t.Fatal(err)
-			}
-		}
-		merger.Progress(src, int64(len(states)), math.MaxInt64-1, true)
-	}
-	got, _ := merger.Flush(nil)
+	})
 	checkSeries(t, got, seriesReference(samples))
 }
 
