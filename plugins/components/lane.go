@@ -157,6 +157,9 @@ func (a *ackLedger) release(saved, delivered int64) []service.AckFunc {
 	for n < len(a.waiting) && a.waiting[n].checkpoint <= saved && a.waiting[n].flush <= delivered {
 		n++
 	}
+	if n == 0 {
+		return nil // most settles release nothing: no allocation for them
+	}
 	acks := make([]service.AckFunc, n)
 	for i := range n {
 		acks[i] = a.waiting[i].ack
