@@ -39,8 +39,8 @@ func TimeInState(state float64) Function {
 
 const timeInStateName = "time_in_state"
 
-// Point is one sample of an input series.
-type Point struct {
+// point is one sample of an input series.
+type point struct {
 	T int64 // epoch ms
 	V float64
 }
@@ -53,9 +53,9 @@ type inputSpan struct {
 }
 
 type inputPoints struct {
-	carried Point
+	carried point
 	carries bool
-	points  []Point // by time
+	points  []point // by time
 }
 
 // seriesFunc is a function over input series.
@@ -166,7 +166,7 @@ func timeInState(in *inputSpan, state float64) (float64, bool) {
 // a window by input series (see inputSeriesID), each in time order, ties in
 // arrival order.
 type inputSamples struct {
-	by map[uint64][]Point
+	by map[uint64][]point
 }
 
 // Add folds in a sample without an input series; the engine uses addFrom.
@@ -174,14 +174,14 @@ func (a *inputSamples) Add(ts int64, v float64) { a.addFrom(0, ts, v) }
 
 func (a *inputSamples) addFrom(in uint64, ts int64, v float64) {
 	if a.by == nil {
-		a.by = map[uint64][]Point{}
+		a.by = map[uint64][]point{}
 	}
 	ps := a.by[in]
 	i := len(ps)
 	for i > 0 && ps[i-1].T > ts { // samples mostly come in order
 		i--
 	}
-	a.by[in] = slices.Insert(ps, i, Point{ts, v})
+	a.by[in] = slices.Insert(ps, i, point{ts, v})
 }
 
 func (a *inputSamples) Merge(o Accumulator) {
@@ -224,13 +224,13 @@ func (a *inputSamples) AppendBinary(dst []byte) []byte {
 func (a *inputSamples) decode(b []byte) error {
 	r := snapReader{b: b}
 	n := r.count("input series", 9)
-	a.by = make(map[uint64][]Point, n)
+	a.by = make(map[uint64][]point, n)
 	for range n {
 		in := r.uint64()
 		k := r.count("samples", 9)
-		ps := make([]Point, 0, k)
+		ps := make([]point, 0, k)
 		for range k {
-			p := Point{T: r.varint(), V: r.float()}
+			p := point{T: r.varint(), V: r.float()}
 			if r.err == nil && (len(ps) > 0 && p.T < ps[len(ps)-1].T || math.IsNaN(p.V) || math.IsInf(p.V, 0)) {
 				r.fail("samples out of order or not finite")
 			}
@@ -248,7 +248,7 @@ func (a *inputSamples) decode(b []byte) error {
 }
 
 // carry is the last sample of each input series before a window.
-type carry map[uint64]Point
+type carry map[uint64]point
 
 // inputSeriesID identifies the input series of m in tenant: FNV-1a (64
 // bits, stable across processes, so that stage one and stage two agree) of
@@ -310,7 +310,7 @@ func (r *snapReader) carries() map[string]carry {
 		c := make(carry, k)
 		for range k {
 			in := r.uint64()
-			c[in] = Point{T: r.varint(), V: r.float()}
+			c[in] = point{T: r.varint(), V: r.float()}
 		}
 		out[key] = c
 	}
